@@ -1,0 +1,12 @@
+"""The global-state NTK ``NTK_S = P K P^*`` of recurrent models (paper 004 §3–4).
+
+Entry point: :func:`state_ntk`. See :class:`StateNTK` for the operators it exposes
+(``P``, ``K``, ``jacobian``, ``operator``, ``fisher``, the Kronecker core, views, alignment).
+"""
+
+from sntkit.ntk.core import WeightSites
+from sntkit.ntk.parameters import ParameterSpace
+from sntkit.ntk.state_ntk import StateNTK, state_ntk
+from sntkit.ntk.trajectory import Trajectory
+
+__all__ = ["ParameterSpace", "StateNTK", "Trajectory", "WeightSites", "state_ntk"]

@@ -1,0 +1,101 @@
+"""The Kronecker core of weight-based cells (paper 004, Theorem 1 and App. A.5).
+
+For a cell whose trained weights enter only through products ``W[rows] · site`` summed into
+pre-activation groups ``g`` (see :mod:`sntkit.models.cell`), the one-step parameter Jacobian
+factors as ``D_θ f = D_δ f · (⊕_g V_g ⊗ I_{n_g})^*``-style products, which gives exactly
+
+    K_core = ⊕_g (V_g V_g^T ⊗ I_{n_g})        on the lifted space ⊕_g R^{B×T×n_g},
+    P_core = P · D_δ f,                        D_δ f = ∂f/∂(pre-activation offsets),
+    NTK_S  = P_core K_core P_core^*.
+
+``V_g`` (``B·T × m_g``) concatenates the sites of the *trained* uses feeding group ``g``, each
+evaluated at the pairs ``(h_{t-1}, x_t)``. For an RNN or LSTM there is one group and this is
+literally ``P_core (V V^T ⊗ I_n) P_core^*``; for the GRU the candidate gate needs its own groups
+(see :mod:`sntkit.models.gru`). ``D_δ f`` is the identity (post-form RNN), ``diag(φ'(z))``
+(pre-form RNN) or the gate Jacobian (GRU/LSTM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sntkit.models.cell import Cell, Params, SiteUse
+from sntkit.ntk.trajectory import Trajectory
+from sntkit.operators import Dense, DirectSum, Identity, Operator
+
+
+@dataclass(frozen=True)
+class WeightSites:
+    """Weight-site matrices per pre-activation group (only groups with trained uses)."""
+
+    #: ``V_g`` of shape ``(B, T, m_g)`` per group, in the lifted space's group order
+    groups: dict[str, torch.Tensor]
+    #: the trained uses feeding each group, one column block of ``V_g`` each
+    uses: dict[str, tuple[SiteUse, ...]]
+    #: the width of each use's column block
+    widths: dict[str, tuple[int, ...]]
+    #: group sizes ``n_g`` (all groups of the cell, trained or not)
+    sizes: dict[str, int]
+    #: the joint site matrix ``V`` of paper 004 (one block per distinct trained (param, site))
+    joint: torch.Tensor
+
+
+def weight_sites(
+    cell: Cell, params: Params, trainable: tuple[str, ...], traj: Trajectory
+) -> WeightSites:
+    """Evaluate the weight sites of the trained parameters at every pair of ``traj``."""
+    if cell.site_uses is None:
+        raise ValueError(
+            f"{type(cell).__name__} does not describe its weight sites, so the Kronecker core "
+            "(Theorem 1) is unavailable; P, K, the Jacobian and the NTK itself still are"
+        )
+    covered = {u.param for u in cell.site_uses}
+    uncovered = [n for n in trainable if n not in covered]
+    if uncovered:
+        raise ValueError(
+            f"trained parameters {uncovered} do not enter {type(cell).__name__} as weights, so "
+            "the Kronecker core does not apply; exclude them via trainable=..."
+        )
+    sizes = cell.group_sizes()
+    with torch.no_grad():
+        _, sites = cell.step_lifted(params, traj.prev, traj.inputs)
+    blocks: dict[str, list[torch.Tensor]] = {}
+    uses: dict[str, list[SiteUse]] = {}
+    joint: dict[tuple[str, str], torch.Tensor] = {}
+    for use in cell.site_uses:
+        if use.param not in trainable:
+            continue
+        rows = len(range(*use.rows.indices(params[use.param].shape[0])))
+        if rows != sizes[use.group]:
+            raise ValueError(
+                f"{use} covers {rows} rows but group {use.group!r} has {sizes[use.group]}"
+            )
+        blocks.setdefault(use.group, []).append(sites[use.site])
+        uses.setdefault(use.group, []).append(use)
+        joint.setdefault((use.param, use.site), sites[use.site])
+    order = [g for g in sizes if g in blocks]  # the lifted space's group order
+    return WeightSites(
+        groups={g: torch.cat(blocks[g], dim=-1) for g in order},
+        uses={g: tuple(uses[g]) for g in order},
+        widths={g: tuple(b.shape[-1] for b in blocks[g]) for g in order},
+        sizes=sizes,
+        joint=torch.cat(list(joint.values()), dim=-1),
+    )
+
+
+def gram_operator(V: torch.Tensor) -> Operator:
+    """``V V^T`` on ``(B, T)`` as the factored product of ``V`` (B·T × m) and ``V^T``."""
+    B, T, m = V.shape
+    Vop = Dense(V.reshape(B * T, m), shape_in=(m,), shape_out=(B, T), names_out=("batch", "time"))
+    return Vop @ Vop.T
+
+
+def kronecker_core(sites: WeightSites) -> Operator:
+    """``K_core = ⊕_g (V_g V_g^T ⊗ I_{n_g})`` on ``(B, T, Σ_g n_g)`` (trained groups only)."""
+    blocks = []
+    for g, V in sites.groups.items():
+        eye = Identity(sites.sizes[g], dtype=V.dtype, device=V.device)
+        blocks.append(gram_operator(V).kron(eye))
+    return blocks[0] if len(blocks) == 1 else DirectSum(blocks)

@@ -1,0 +1,408 @@
+"""The global-state NTK of a recurrent model, ``NTK_S = P K P^*`` (paper 004 §3, Cor. 1).
+
+For ``h_t = f(h_{t-1}, x_t; θ)`` unrolled from ``h_0`` over ``T`` steps on a batch of ``B``
+sequences, the global state is ``h ∈ S = R^{B×T×N}`` (states ``h_1..h_T``) and
+
+* ``D_θ f``: ``R^P -> S``, the one-step parameter Jacobian at every pair ``(h_{t-1}, x_t)``,
+  applied time-parallel (one batched step for all ``B·T`` pairs, no recursion);
+* ``K = D_θ f (D_θ f)^*`` on ``S`` (the parameter kernel);
+* ``P = (I − D_h f T↓)^{-1}`` on ``S`` (the causal propagator, :mod:`sntkit.ntk.propagator`);
+* ``J = D_θ h = P D_θ f`` (the parameter-to-state Jacobian) and ``NTK_S = J J^* = P K P^*``;
+* the state-space Fisher ``F = J^* J`` on ``R^P``, with the same nonzero spectrum as ``NTK_S``.
+
+Everything is matrix-free: operators are applied to batches of probes. The model is never
+touched: all work uses detached copies of its parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from sntkit.models.cell import Cell, detached_params
+from sntkit.models.torch_adapter import as_cell
+from sntkit.ntk import core as _core
+from sntkit.ntk.linearization import CellLinearization
+from sntkit.ntk.parameters import ParameterSpace, Trainable
+from sntkit.ntk.trajectory import Trajectory, unroll
+from sntkit.operators import FunctionOperator, Operator
+from sntkit.operators._checks import check_tensor
+
+STATE_AXES = ("batch", "time", "unit")
+Kernel = Callable[[torch.Tensor], torch.Tensor]
+
+#: the structured path stores ``B·T·N²`` per-step Jacobian entries; above this many bytes the
+#: matrix-free path is chosen automatically
+STRUCTURED_MEMORY_BUDGET = 1 << 30
+
+
+class StateNTK:
+    """Global-state NTK of one model at one parameter point (see module docstring).
+
+    Build it with :func:`state_ntk`. Operators act on states ``(B, T, N)`` (axis names
+    ``("batch", "time", "unit")``) and on flattened trained parameters ``(P,)``.
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        space: ParameterSpace,
+        traj: Trajectory,
+        h0: torch.Tensor,
+        path: str,
+    ) -> None:
+        self.cell = cell
+        self.space = space
+        self.traj = traj
+        self.h0 = h0
+        self.path = path
+
+    # ------------------------------------------------------------------ data
+    @property
+    def states(self) -> torch.Tensor:
+        """The global state ``h`` of shape ``(B, T, N)`` (``h_1..h_T``)."""
+        return self.traj.states
+
+    @property
+    def inputs(self) -> torch.Tensor | None:
+        return self.traj.inputs
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """Detached copies of all model parameters (trained and frozen)."""
+        return self.space.params
+
+    @property
+    def trainable(self) -> tuple[str, ...]:
+        return self.space.names
+
+    @property
+    def num_params(self) -> int:
+        """``P``, the number of trained scalar parameters."""
+        return self.space.size
+
+    @property
+    def state_shape(self) -> tuple[int, int, int]:
+        return self.traj.shape
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Dict of per-parameter tensors -> ``(P,)`` vector (trained names only)."""
+        return self.space.flatten(tensors)
+
+    def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(P,)`` vector -> dict of per-parameter tensors."""
+        return self.space.unflatten(vector)
+
+    # ------------------------------------------------------------------ operators
+    @functools.cached_property
+    def linearization(self) -> CellLinearization:
+        """The probe-axis-last kernels every operator below is built from."""
+        return CellLinearization(self.cell, self.space, self.traj, self.path)
+
+    def _op(
+        self,
+        fwd: Kernel,
+        adj: Kernel | None,
+        shape_in: tuple[int, ...],
+        shape_out: tuple[int, ...],
+        name: str,
+    ) -> Operator:
+        names = {3: STATE_AXES}
+        return FunctionOperator(
+            fwd,
+            adj,
+            shape_in,
+            shape_out,
+            dtype=self.states.dtype,
+            device=self.states.device,
+            batched=True,
+            names_in=names.get(len(shape_in)),
+            names_out=names.get(len(shape_out)),
+            name=name,
+        )
+
+    @functools.cached_property
+    def P(self) -> Operator:
+        """The causal propagator ``P`` on ``(B, T, N)``; ``ntk.P.T`` is ``P^*``."""
+        lin, S = self.linearization, self.state_shape
+        return self._op(lin.prop.forward, lin.prop.adjoint, S, S, f"P[{self.path}]")
+
+    @functools.cached_property
+    def Dtheta_f(self) -> Operator:
+        """``D_θ f``: ``(P,) -> (B, T, N)``, all pairs in one batched step."""
+        lin = self.linearization
+        return self._op(lin.theta_fwd, lin.theta_adj, (self.num_params,), self.state_shape, "D_θf")
+
+    @functools.cached_property
+    def K(self) -> Operator:
+        """``K = D_θ f (D_θ f)^*`` on ``(B, T, N)`` (time-parallel, no recursion)."""
+        lin, S = self.linearization, self.state_shape
+        return self._op(lambda E: lin.theta_fwd(lin.theta_adj(E)), None, S, S, "K")
+
+    @functools.cached_property
+    def jacobian(self) -> Operator:
+        """``J = D_θ h = P D_θ f``: trained parameters ``(P,)`` -> states ``(B, T, N)``."""
+        lin = self.linearization
+        return self._op(
+            lin.jacobian_fwd, lin.jacobian_adj, (self.num_params,), self.state_shape, "J"
+        )
+
+    @functools.cached_property
+    def operator(self) -> Operator:
+        """``NTK_S = J J^* = P K P^*`` on ``(B, T, N)``."""
+        S = self.state_shape
+        return self._op(self.linearization.ntk, None, S, S, "NTK_S")
+
+    @functools.cached_property
+    def fisher(self) -> Operator:
+        """The state-space Fisher ``F = J^* J`` on ``(P,)`` (same nonzero spectrum as NTK_S)."""
+        P = (self.num_params,)
+        return self._op(self.linearization.fisher, None, P, P, "Fisher")
+
+    @property
+    def spectral_operator(self) -> Operator:
+        """Whichever of ``NTK_S`` and ``F`` acts on the smaller space (same nonzero spectrum)."""
+        return self.fisher if self.num_params <= math.prod(self.state_shape) else self.operator
+
+    # ------------------------------------------------------------------ Kronecker core
+    @functools.cached_property
+    def sites(self) -> _core.WeightSites:
+        """Weight sites per pre-activation group (Theorem 1); see :mod:`sntkit.ntk.core`."""
+        lin = self.linearization
+        if lin.weight_based:
+            return lin.ws
+        return _core.weight_sites(self.cell, self.params, self.trainable, self.traj)
+
+    @property
+    def weight_sites(self) -> torch.Tensor:
+        """``V`` (B·T, m): the sites of all trained weights, e.g. ``cat(H_-, X, 1)``."""
+        V = self.sites.joint
+        return V.reshape(-1, V.shape[-1])
+
+    @functools.cached_property
+    def core(self) -> Operator:
+        """The Gram ``V V^T`` on ``(B, T)`` (the paper's Kronecker core, factored)."""
+        return _core.gram_operator(self.sites.joint)
+
+    @functools.cached_property
+    def core_kernel(self) -> Operator:
+        """``K_core = ⊕_g V_g V_g^T ⊗ I_{n_g}`` on the lifted space ``(B, T, Σ n_g)``."""
+        return _core.kronecker_core(self.sites)
+
+    @functools.cached_property
+    def P_core(self) -> Operator:
+        """``P_core = P D_δ f``: lifted ``(B, T, Σ n_g)`` -> states.
+
+        ``NTK_S = P_core K_core P_core^*`` exactly (Theorem 1 in lifted form).
+        """
+        lin = self.linearization
+        if not lin.weight_based:
+            self.sites  # raises the explanatory error  # noqa: B018
+        B, T, _ = self.state_shape
+        return self._op(
+            lambda U: lin.prop.forward(lin.offset_fwd(U)),
+            lambda E: lin.offset_adj(lin.prop.adjoint(E)),
+            (B, T, lin.lifted_size),
+            self.state_shape,
+            "P_core",
+        )
+
+    # ------------------------------------------------------------------ reduced views
+    def view(
+        self,
+        keep: Sequence[str],
+        *,
+        method: str = "exact",
+        num_samples: int = 64,
+        seed: int = 0,
+    ) -> Operator:
+        """The partial mean of ``NTK_S`` over the axes not in ``keep`` (paper 004 eq. 15).
+
+        ``keep`` names axes among ``("batch", "time", "unit")``. Uses the true partial trace;
+        ``method="hutchinson"`` estimates it with ``num_samples`` Rademacher probes per
+        application (see :class:`sntkit.operators.PartialTrace`).
+        """
+        keep = tuple(keep)
+        unknown = [a for a in keep if a not in STATE_AXES]
+        if unknown or not keep:
+            raise ValueError(f"keep must name some of {STATE_AXES}, got {keep}")
+        traced = [a for a in STATE_AXES if a not in keep]
+        if not traced:
+            return self.operator
+        return self.operator.partial_mean(traced, method=method, num_samples=num_samples, seed=seed)
+
+    def temporal(self, **kwargs: object) -> Operator:
+        """``NTK_S^temp = tr_N(NTK_S)/N`` on ``(B, T)``."""
+        return self.view(("batch", "time"), **kwargs)  # type: ignore[arg-type]
+
+    def spatial(self, **kwargs: object) -> Operator:
+        """``NTK_S^space = tr_{B,T}(NTK_S)/(B T)`` on ``(N,)``."""
+        return self.view(("unit",), **kwargs)  # type: ignore[arg-type]
+
+    def view_matrix(
+        self,
+        keep: Sequence[str],
+        *,
+        method: str = "exact",
+        num_probes: int = 256,
+        seed: int = 0,
+        chunk_size: int | None = None,
+    ) -> torch.Tensor:
+        """The dense matrix of :meth:`view` from columns of ``J``.
+
+        ``tr_A(J J^*) = Σ_p (J e_p)(J e_p)^*`` contracted over the traced axes ``A``, so the view
+        is accumulated from Jacobian columns: ``method="exact"`` uses all ``P`` basis vectors
+        (``P`` Jacobian probes, in chunks), ``method="sketch"`` an unbiased Gaussian sketch
+        ``J Ω`` with ``E[Ω Ω^T] = I`` from ``num_probes`` probes. Cheaper than the operator route
+        when ``P`` is moderate and the kept space is small enough to store.
+        """
+        keep_idx = [STATE_AXES.index(a) for a in keep]
+        traced_idx = [i for i in range(3) if i not in keep_idx]
+        shape = self.state_shape
+        dk = math.prod(shape[i] for i in keep_idx)
+        dt = math.prod(shape[i] for i in traced_idx) if traced_idx else 1
+        P = self.num_params
+        if method == "exact":
+            total = P
+        elif method == "sketch":
+            total = num_probes
+            gen = torch.Generator().manual_seed(seed)
+        else:
+            raise ValueError(f"method must be 'exact' or 'sketch', got {method!r}")
+        chunk = chunk_size or max(1, (1 << 24) // math.prod(shape))
+        M = self.states.new_zeros(dk, dk)
+        perm = [0, *(1 + i for i in keep_idx), *(1 + i for i in traced_idx)]
+        for start in range(0, total, chunk):
+            c = min(chunk, total - start)
+            if method == "exact":
+                Om = torch.zeros(c, P, dtype=self.states.dtype, device=self.states.device)
+                Om[torch.arange(c), torch.arange(start, start + c)] = 1.0
+            else:
+                Om = torch.randn(c, P, generator=gen, dtype=self.states.dtype).to(
+                    self.states.device
+                )
+            JX = self.jacobian.matmat(Om).permute(*perm).reshape(c, dk, dt)
+            M += torch.einsum("cka,cla->kl", JX, JX)
+        return M / (dt * (1 if method == "exact" else total))
+
+    # ------------------------------------------------------------------ alignment
+    def adjoint_state(self, error: torch.Tensor) -> torch.Tensor:
+        """The global adjoint state ``adj = P^* err`` (paper 004 Cor. 2), shape ``(B, T, N)``."""
+        return self.P.rmatvec(self._check_state(error, "error"))
+
+    def alignment(self, error: torch.Tensor, *, method: str = "jacobian") -> torch.Tensor:
+        """``⟨NTK_S e, e⟩`` — the first-order loss decrease of one GD step (paper 004 Cor. 2).
+
+        ``method="jacobian"`` computes ``‖J^* e‖²``; ``method="core"`` computes the
+        corollary's form ``Σ_g ‖(V_g^* ⊗ I) (P_core^* e)_g‖²`` (needs weight sites). Equal up to
+        rounding.
+        """
+        e = self._check_state(error, "error")
+        if method == "jacobian":
+            return self.jacobian.rmatvec(e).square().sum()
+        if method == "core":
+            adj = self.P_core.rmatvec(e)  # (B, T, Σ n_g)
+            sizes = [self.sites.sizes[g] for g in self.sites.groups]
+            total = adj.new_zeros(())
+            for V, a in zip(self.sites.groups.values(), adj.split(sizes, -1), strict=True):
+                total = total + torch.einsum("btm,btn->mn", V, a).square().sum()
+            return total
+        raise ValueError(f"method must be 'jacobian' or 'core', got {method!r}")
+
+    def target_alignment(self, modes: torch.Tensor) -> torch.Tensor:
+        """Kernel–target alignment of temporal modes with ``NTK_S``.
+
+        For each mode ``u`` (shape ``(B, T)``, e.g. a left singular vector of the ``B·T × n_out``
+        target), the cosine between the temporal view and ``u u^T``::
+
+            cos(NTK^temp, u u^T) = u^T NTK^temp u / (‖NTK^temp‖_F ‖u‖²),
+
+        with ``u^T NTK^temp u = (1/N) Σ_n ‖J^*(u ⊗ e_n)‖²`` computed exactly and
+        ``‖NTK^temp‖_F`` from the exact temporal view matrix (paper 004 Fig. 4F). Returns a
+        tensor of shape ``(r,)`` for ``r`` modes.
+        """
+        B, T, N = self.state_shape
+        if modes.ndim == 2:
+            modes = modes[None]
+        check_tensor(
+            modes[0],
+            name="modes[i]",
+            where="target_alignment",
+            shape=(B, T),
+            dtype=self.states.dtype,
+            device=self.states.device,
+        )
+        r = modes.shape[0]
+        probes = modes[:, :, :, None, None] * torch.eye(N, dtype=modes.dtype, device=modes.device)
+        probes = probes.reshape(r, B, T, N, N).permute(0, 4, 1, 2, 3).reshape(r * N, B, T, N)
+        g = self.jacobian.rmatmat(probes).reshape(r, N, -1)
+        num = g.square().sum((1, 2)) / N
+        M = self.view_matrix(("batch", "time"))
+        return num / (torch.linalg.matrix_norm(M) * modes.flatten(1).square().sum(1))
+
+    def _check_state(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        return check_tensor(
+            x,
+            name=name,
+            where="StateNTK",
+            shape=self.state_shape,
+            dtype=self.states.dtype,
+            device=self.states.device,
+        )
+
+    def __repr__(self) -> str:
+        B, T, N = self.state_shape
+        return (
+            f"StateNTK({type(self.cell).__name__}, B={B}, T={T}, N={N}, P={self.num_params}, "
+            f"trainable={list(self.trainable)}, path={self.path!r})"
+        )
+
+
+def state_ntk(
+    model: Cell | torch.nn.Module,
+    h0: torch.Tensor,
+    inputs: torch.Tensor | None = None,
+    steps: int | None = None,
+    trainable: Trainable = None,
+    *,
+    path: str = "auto",
+    dtype: torch.dtype | None = None,
+) -> StateNTK:
+    """Build the global-state NTK of ``model`` along the trajectory from ``h0``.
+
+    Parameters
+    ----------
+    model:
+        An sntkit cell (:class:`sntkit.models.RNN`, ``GRU``, ``LSTM``, ``FunctionalCell``) or a
+        ``torch.nn.RNN``/``GRU``/``LSTM`` module (adapted, never modified).
+    h0:
+        Initial states ``(B, N)``.
+    inputs:
+        ``(B, T, n_in)``, or ``None`` for autonomous models (then give ``steps=T``).
+    trainable:
+        Which parameters are trained: ``None`` (all), names, or a predicate on names.
+    path:
+        ``"structured"`` (store per-step Jacobians, fastest), ``"matrix_free"`` (nothing of size
+        ``B·T·N²``), or ``"auto"``: structured if those Jacobians fit in
+        :data:`STRUCTURED_MEMORY_BUDGET` bytes.
+    dtype:
+        Compute dtype; the detached parameter copies, ``h0`` and ``inputs`` are converted to it.
+        Default: ``h0.dtype``.
+    """
+    cell = as_cell(model)
+    if dtype is not None:
+        h0 = h0.to(dtype)
+        inputs = None if inputs is None else inputs.to(dtype)
+    params = detached_params(cell, dtype=h0.dtype if isinstance(h0, torch.Tensor) else None)
+    space = ParameterSpace(params, trainable)
+    traj = unroll(cell, params, h0, inputs, steps)
+    B, T, N = traj.shape
+    if path == "auto":
+        need = B * T * N * N * traj.states.element_size()
+        path = "structured" if need <= STRUCTURED_MEMORY_BUDGET else "matrix_free"
+    elif path not in ("structured", "matrix_free"):
+        raise ValueError(f"path must be 'auto', 'structured' or 'matrix_free', got {path!r}")
+    return StateNTK(cell, space, traj, h0, path)

@@ -1,0 +1,7 @@
+"""Shared test configuration: float64 defaults are set per test, never globally."""
+
+import os
+
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
