@@ -4,17 +4,20 @@ Every cell is a ``torch.nn.Module`` that can be trained as usual and exposes the
 map ``cell.step(params, h, x)`` that sntkit's analyses differentiate.
 """
 
-from sntkit.models.cell import Cell, SiteUse, detached_params, rollout
+from sntkit.models.cell import Cell, detached_params, rollout
 from sntkit.models.functional import FunctionalCell
 from sntkit.models.gru import GRU
 from sntkit.models.lstm import LSTM
 from sntkit.models.rnn import RNN
+from sntkit.models.sites import SiteUse
 from sntkit.models.torch_adapter import TorchRecurrent, as_cell
+from sntkit.models.transformer import AttentionMLP
 
 __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "AttentionMLP",
     "Cell",
     "FunctionalCell",
     "SiteUse",

@@ -20,27 +20,11 @@ exact for nested sites (a site computed from other trained weights, as in stacke
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-Params = Mapping[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class SiteUse:
-    """Rows ``rows`` of parameter ``param`` multiply weight site ``site`` into group ``group``.
-
-    ``pre[group] += site @ param[rows]^T`` (a bias is a weight on the constant site ``"one"``).
-    Within a group, every use must cover all of the group's rows, which is what makes the
-    group's parameter kernel exactly ``V_g V_g^T ⊗ I_{n_g}``.
-    """
-
-    param: str
-    site: str
-    group: str
-    rows: slice = field(default_factory=lambda: slice(None))
+from sntkit.models.sites import Params, SiteUse, preactivation
 
 
 class Cell(nn.Module):
@@ -102,19 +86,7 @@ class Cell(nn.Module):
     ) -> torch.Tensor:
         """``pre_g = Σ_{uses in g} site @ param[rows]^T (+ offsets[g])`` from :attr:`site_uses`."""
         assert self.site_uses is not None
-        out = None
-        for use in self.site_uses:
-            if use.group != group:
-                continue
-            w = params[use.param][use.rows]
-            site = sites[use.site]
-            term = site * w if w.ndim == 1 else site @ w.T
-            out = term if out is None else out + term
-        if out is None:
-            raise KeyError(f"no site use feeds group {group!r}")
-        if offsets is not None and group in offsets:
-            out = out + offsets[group]
-        return out
+        return preactivation(self.site_uses, params, sites, group, offsets)
 
     # ------------------------------------------------------------------ convenience
     def params(self) -> dict[str, torch.Tensor]:

@@ -27,9 +27,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sntkit.models.cell import Cell, Params, SiteUse
+from sntkit.models.cell import Cell
 from sntkit.models.gates import gru_update
 from sntkit.models.init import init_parameters_
+from sntkit.models.sites import Params, SiteUse
 
 
 class GRU(Cell):

@@ -8,14 +8,14 @@ from torch import nn
 
 @torch.no_grad()
 def init_parameters_(
-    module: nn.Module,
+    module: nn.Module | nn.Parameter,
     block_rows: int,
     *,
     init: str = "xavier",
     gain: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> None:
-    """Initialize every parameter of ``module`` in place.
+    """Initialize every parameter of ``module`` (or one parameter) in place.
 
     ``init="xavier"``: each block of ``block_rows`` rows of a weight matrix (one gate of a
     GRU/LSTM, the whole matrix of an RNN) is Xavier-normal, std ``gain·√(2/(rows+cols))``;
@@ -25,7 +25,7 @@ def init_parameters_(
     """
     if init not in ("xavier", "torch"):
         raise ValueError(f"init must be 'xavier' or 'torch', got {init!r}")
-    for p in module.parameters():
+    for p in [module] if isinstance(module, nn.Parameter) else module.parameters():
         if init == "torch":
             u = torch.rand(p.shape, generator=generator, dtype=p.dtype)
             p.copy_(((2 * u - 1) * block_rows**-0.5).to(p.device))

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sntkit.models.cell import Cell, Params, SiteUse
+from sntkit.models.cell import Cell
 from sntkit.models.gates import lstm_update
 from sntkit.models.init import init_parameters_
+from sntkit.models.sites import Params, SiteUse
 
 
 class LSTM(Cell):

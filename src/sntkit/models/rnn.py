@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from sntkit.models.activations import Activation, get_activation
-from sntkit.models.cell import Cell, Params, SiteUse
+from sntkit.models.cell import Cell
 from sntkit.models.init import init_parameters_
+from sntkit.models.sites import Params, SiteUse
 
 
 class RNN(Cell):

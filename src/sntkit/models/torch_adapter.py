@@ -23,8 +23,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sntkit.models.cell import Cell, Params, SiteUse
+from sntkit.models.cell import Cell
 from sntkit.models.gates import gru_update, lstm_update
+from sntkit.models.sites import Params, SiteUse
 
 _SUPPORTED = (nn.RNN, nn.GRU, nn.LSTM, nn.RNNCell, nn.GRUCell, nn.LSTMCell)
 

@@ -5,8 +5,17 @@ Entry point: :func:`state_ntk`. See :class:`StateNTK` for the operators it expos
 """
 
 from sntkit.ntk.core import WeightSites
+from sntkit.ntk.feedforward import FeedforwardNTK, feedforward_ntk
 from sntkit.ntk.parameters import ParameterSpace
 from sntkit.ntk.state_ntk import StateNTK, state_ntk
 from sntkit.ntk.trajectory import Trajectory
 
-__all__ = ["ParameterSpace", "StateNTK", "Trajectory", "WeightSites", "state_ntk"]
+__all__ = [
+    "FeedforwardNTK",
+    "ParameterSpace",
+    "StateNTK",
+    "Trajectory",
+    "WeightSites",
+    "feedforward_ntk",
+    "state_ntk",
+]

@@ -17,11 +17,13 @@ literally ``P_core (V V^T ⊗ I_n) P_core^*``; for the GRU the candidate gate ne
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from sntkit.models.cell import Cell, Params, SiteUse
+from sntkit.models.cell import Cell
+from sntkit.models.sites import Params, SiteUse
 from sntkit.ntk.trajectory import Trajectory
 from sntkit.operators import Dense, DirectSum, Identity, Operator
 
@@ -51,20 +53,33 @@ def weight_sites(
             f"{type(cell).__name__} does not describe its weight sites, so the Kronecker core "
             "(Theorem 1) is unavailable; P, K, the Jacobian and the NTK itself still are"
         )
-    covered = {u.param for u in cell.site_uses}
+    with torch.no_grad():
+        _, sites = cell.step_lifted(params, traj.prev, traj.inputs)
+    return collect_weight_sites(
+        cell.site_uses, cell.group_sizes(), sites, params, trainable, type(cell).__name__
+    )
+
+
+def collect_weight_sites(
+    uses: Sequence[SiteUse],
+    sizes: dict[str, int],
+    sites: Mapping[str, torch.Tensor],
+    params: Params,
+    trainable: Sequence[str],
+    owner: str,
+) -> WeightSites:
+    """Group the evaluated sites ``(B, T, m)`` of the trained uses by pre-activation group."""
+    covered = {u.param for u in uses}
     uncovered = [n for n in trainable if n not in covered]
     if uncovered:
         raise ValueError(
-            f"trained parameters {uncovered} do not enter {type(cell).__name__} as weights, so "
+            f"trained parameters {uncovered} do not enter {owner} as weights, so "
             "the Kronecker core does not apply; exclude them via trainable=..."
         )
-    sizes = cell.group_sizes()
-    with torch.no_grad():
-        _, sites = cell.step_lifted(params, traj.prev, traj.inputs)
     blocks: dict[str, list[torch.Tensor]] = {}
-    uses: dict[str, list[SiteUse]] = {}
+    by_group: dict[str, list[SiteUse]] = {}
     joint: dict[tuple[str, str], torch.Tensor] = {}
-    for use in cell.site_uses:
+    for use in uses:
         if use.param not in trainable:
             continue
         rows = len(range(*use.rows.indices(params[use.param].shape[0])))
@@ -72,13 +87,14 @@ def weight_sites(
             raise ValueError(
                 f"{use} covers {rows} rows but group {use.group!r} has {sizes[use.group]}"
             )
-        blocks.setdefault(use.group, []).append(sites[use.site])
-        uses.setdefault(use.group, []).append(use)
-        joint.setdefault((use.param, use.site), sites[use.site])
+        site = sites[use.site].expand(*sites["one"].shape[:-1], sites[use.site].shape[-1])
+        blocks.setdefault(use.group, []).append(site)
+        by_group.setdefault(use.group, []).append(use)
+        joint.setdefault((use.param, use.site), site)
     order = [g for g in sizes if g in blocks]  # the lifted space's group order
     return WeightSites(
         groups={g: torch.cat(blocks[g], dim=-1) for g in order},
-        uses={g: tuple(uses[g]) for g in order},
+        uses={g: tuple(by_group[g]) for g in order},
         widths={g: tuple(b.shape[-1] for b in blocks[g]) for g in order},
         sizes=sizes,
         joint=torch.cat(list(joint.values()), dim=-1),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
@@ -28,10 +28,9 @@ from sntkit.ntk import core as _core
 from sntkit.ntk.linearization import CellLinearization
 from sntkit.ntk.parameters import ParameterSpace, Trainable
 from sntkit.ntk.trajectory import Trajectory, unroll
+from sntkit.ntk.views import STATE_AXES, GlobalStateViews
 from sntkit.operators import FunctionOperator, Operator
-from sntkit.operators._checks import check_tensor
 
-STATE_AXES = ("batch", "time", "unit")
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
 #: the structured path stores ``B·T·N²`` per-step Jacobian entries; above this many bytes the
@@ -39,7 +38,7 @@ Kernel = Callable[[torch.Tensor], torch.Tensor]
 STRUCTURED_MEMORY_BUDGET = 1 << 30
 
 
-class StateNTK:
+class StateNTK(GlobalStateViews):
     """Global-state NTK of one model at one parameter point (see module docstring).
 
     Build it with :func:`state_ntk`. Operators act on states ``(B, T, N)`` (axis names
@@ -210,148 +209,10 @@ class StateNTK:
             "P_core",
         )
 
-    # ------------------------------------------------------------------ reduced views
-    def view(
-        self,
-        keep: Sequence[str],
-        *,
-        method: str = "exact",
-        num_samples: int = 64,
-        seed: int = 0,
-    ) -> Operator:
-        """The partial mean of ``NTK_S`` over the axes not in ``keep`` (paper 004 eq. 15).
-
-        ``keep`` names axes among ``("batch", "time", "unit")``. Uses the true partial trace;
-        ``method="hutchinson"`` estimates it with ``num_samples`` Rademacher probes per
-        application (see :class:`sntkit.operators.PartialTrace`).
-        """
-        keep = tuple(keep)
-        unknown = [a for a in keep if a not in STATE_AXES]
-        if unknown or not keep:
-            raise ValueError(f"keep must name some of {STATE_AXES}, got {keep}")
-        traced = [a for a in STATE_AXES if a not in keep]
-        if not traced:
-            return self.operator
-        return self.operator.partial_mean(traced, method=method, num_samples=num_samples, seed=seed)
-
-    def temporal(self, **kwargs: object) -> Operator:
-        """``NTK_S^temp = tr_N(NTK_S)/N`` on ``(B, T)``."""
-        return self.view(("batch", "time"), **kwargs)  # type: ignore[arg-type]
-
-    def spatial(self, **kwargs: object) -> Operator:
-        """``NTK_S^space = tr_{B,T}(NTK_S)/(B T)`` on ``(N,)``."""
-        return self.view(("unit",), **kwargs)  # type: ignore[arg-type]
-
-    def view_matrix(
-        self,
-        keep: Sequence[str],
-        *,
-        method: str = "exact",
-        num_probes: int = 256,
-        seed: int = 0,
-        chunk_size: int | None = None,
-    ) -> torch.Tensor:
-        """The dense matrix of :meth:`view` from columns of ``J``.
-
-        ``tr_A(J J^*) = Σ_p (J e_p)(J e_p)^*`` contracted over the traced axes ``A``, so the view
-        is accumulated from Jacobian columns: ``method="exact"`` uses all ``P`` basis vectors
-        (``P`` Jacobian probes, in chunks), ``method="sketch"`` an unbiased Gaussian sketch
-        ``J Ω`` with ``E[Ω Ω^T] = I`` from ``num_probes`` probes. Cheaper than the operator route
-        when ``P`` is moderate and the kept space is small enough to store.
-        """
-        keep_idx = [STATE_AXES.index(a) for a in keep]
-        traced_idx = [i for i in range(3) if i not in keep_idx]
-        shape = self.state_shape
-        dk = math.prod(shape[i] for i in keep_idx)
-        dt = math.prod(shape[i] for i in traced_idx) if traced_idx else 1
-        P = self.num_params
-        if method == "exact":
-            total = P
-        elif method == "sketch":
-            total = num_probes
-            gen = torch.Generator().manual_seed(seed)
-        else:
-            raise ValueError(f"method must be 'exact' or 'sketch', got {method!r}")
-        chunk = chunk_size or max(1, (1 << 24) // math.prod(shape))
-        M = self.states.new_zeros(dk, dk)
-        perm = [0, *(1 + i for i in keep_idx), *(1 + i for i in traced_idx)]
-        for start in range(0, total, chunk):
-            c = min(chunk, total - start)
-            if method == "exact":
-                Om = torch.zeros(c, P, dtype=self.states.dtype, device=self.states.device)
-                Om[torch.arange(c), torch.arange(start, start + c)] = 1.0
-            else:
-                Om = torch.randn(c, P, generator=gen, dtype=self.states.dtype).to(
-                    self.states.device
-                )
-            JX = self.jacobian.matmat(Om).permute(*perm).reshape(c, dk, dt)
-            M += torch.einsum("cka,cla->kl", JX, JX)
-        return M / (dt * (1 if method == "exact" else total))
-
     # ------------------------------------------------------------------ alignment
     def adjoint_state(self, error: torch.Tensor) -> torch.Tensor:
         """The global adjoint state ``adj = P^* err`` (paper 004 Cor. 2), shape ``(B, T, N)``."""
         return self.P.rmatvec(self._check_state(error, "error"))
-
-    def alignment(self, error: torch.Tensor, *, method: str = "jacobian") -> torch.Tensor:
-        """``⟨NTK_S e, e⟩`` — the first-order loss decrease of one GD step (paper 004 Cor. 2).
-
-        ``method="jacobian"`` computes ``‖J^* e‖²``; ``method="core"`` computes the
-        corollary's form ``Σ_g ‖(V_g^* ⊗ I) (P_core^* e)_g‖²`` (needs weight sites). Equal up to
-        rounding.
-        """
-        e = self._check_state(error, "error")
-        if method == "jacobian":
-            return self.jacobian.rmatvec(e).square().sum()
-        if method == "core":
-            adj = self.P_core.rmatvec(e)  # (B, T, Σ n_g)
-            sizes = [self.sites.sizes[g] for g in self.sites.groups]
-            total = adj.new_zeros(())
-            for V, a in zip(self.sites.groups.values(), adj.split(sizes, -1), strict=True):
-                total = total + torch.einsum("btm,btn->mn", V, a).square().sum()
-            return total
-        raise ValueError(f"method must be 'jacobian' or 'core', got {method!r}")
-
-    def target_alignment(self, modes: torch.Tensor) -> torch.Tensor:
-        """Kernel–target alignment of temporal modes with ``NTK_S``.
-
-        For each mode ``u`` (shape ``(B, T)``, e.g. a left singular vector of the ``B·T × n_out``
-        target), the cosine between the temporal view and ``u u^T``::
-
-            cos(NTK^temp, u u^T) = u^T NTK^temp u / (‖NTK^temp‖_F ‖u‖²),
-
-        with ``u^T NTK^temp u = (1/N) Σ_n ‖J^*(u ⊗ e_n)‖²`` computed exactly and
-        ``‖NTK^temp‖_F`` from the exact temporal view matrix (paper 004 Fig. 4F). Returns a
-        tensor of shape ``(r,)`` for ``r`` modes.
-        """
-        B, T, N = self.state_shape
-        if modes.ndim == 2:
-            modes = modes[None]
-        check_tensor(
-            modes[0],
-            name="modes[i]",
-            where="target_alignment",
-            shape=(B, T),
-            dtype=self.states.dtype,
-            device=self.states.device,
-        )
-        r = modes.shape[0]
-        probes = modes[:, :, :, None, None] * torch.eye(N, dtype=modes.dtype, device=modes.device)
-        probes = probes.reshape(r, B, T, N, N).permute(0, 4, 1, 2, 3).reshape(r * N, B, T, N)
-        g = self.jacobian.rmatmat(probes).reshape(r, N, -1)
-        num = g.square().sum((1, 2)) / N
-        M = self.view_matrix(("batch", "time"))
-        return num / (torch.linalg.matrix_norm(M) * modes.flatten(1).square().sum(1))
-
-    def _check_state(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return check_tensor(
-            x,
-            name=name,
-            where="StateNTK",
-            shape=self.state_shape,
-            dtype=self.states.dtype,
-            device=self.states.device,
-        )
 
     def __repr__(self) -> str:
         B, T, N = self.state_shape
