@@ -33,9 +33,7 @@ def frobenius_norm(
     """``‖A‖_F`` (``method``: ``"hutch++"``, ``"hutchinson"`` or ``"exact"``)."""
     if method == "exact":
         return Estimate(float(torch.linalg.matrix_norm(op.to_dense())), 0.0, op.size_in)
-    return _estimate(
-        op, None, method, num_matvecs, seed, generator, lambda aa, bb, ab, dd: aa.sqrt()
-    )
+    return _estimate(op, None, method, num_matvecs, seed, generator, lambda x: x[0].sqrt())
 
 
 def cosine_similarity(
