@@ -1,0 +1,1 @@
+"""The ``sntkit`` command line."""
