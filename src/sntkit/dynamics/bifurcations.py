@@ -2,12 +2,12 @@
 
 Between two parameter points ``θ_0`` and ``θ_1`` (e.g. consecutive checks during training) the
 path ``θ(s) = θ_0 + s (θ_1 − θ_0)`` is examined through the *signature* of the fixed-point set:
-the number of fixed points and, for each, how many Jacobian eigenvalues lie beyond ``+1`` (real),
-beyond ``−1`` (real) and outside the unit circle (complex pairs). These counts change exactly
-when a test function changes sign — ``det(J − I)`` (fold, pitchfork, transcritical),
-``det(J + I)`` (period doubling) and ``|λ_c|² − 1`` of a complex pair (Neimark–Sacker) — or a
-pair of fixed points is born or dies. Bisection on ``s`` brackets the change to ``tol``, and the
-two sides of the bracket classify it:
+the number of fixed points and, for each, the signs of the test functions ``det(J − I)`` (a real
+eigenvalue crossing ``+1``: fold, pitchfork, transcritical) and ``det(J + I)`` (crossing ``−1``:
+period doubling), and the number of eigenvalues outside the unit circle (which changes by two
+when a complex pair crosses it: Neimark–Sacker). Complex pairs colliding into real pairs (or the
+reverse) change none of these, so they are not mistaken for bifurcations. Bisection on ``s``
+brackets the change to ``tol``, and the two sides of the bracket classify it:
 
 * two points more (fewer) and a continuing point whose real eigenvalue crosses ``+1``:
   **pitchfork** (the new pair straddles the continuing point; with it symmetric within
@@ -40,22 +40,24 @@ class Signature:
     """Counts that change at codimension-one bifurcations of fixed points."""
 
     points: FixedPoints
-    real_plus: list[int] = field(default_factory=list)  # real λ > 1 per point
-    real_minus: list[int] = field(default_factory=list)  # real λ < −1 per point
-    complex_out: list[int] = field(default_factory=list)  # complex λ with |λ| > 1 per point
+    # per point: sign of det(J − I), sign of det(J + I), number of |λ| > 1
+    det_minus: list[int] = field(default_factory=list)
+    det_plus: list[int] = field(default_factory=list)
+    outside: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, points: FixedPoints, imag_tol: float = 1e-8) -> Signature:
         sig = cls(points)
         for ev in points.eigvals:
             real = ev.imag.abs() <= imag_tol
-            sig.real_plus.append(int((real & (ev.real > 1)).sum()))
-            sig.real_minus.append(int((real & (ev.real < -1)).sum()))
-            sig.complex_out.append(int((~real & (ev.abs() > 1)).sum()))
+            # complex pairs contribute |λ ∓ 1|² > 0, so only real eigenvalues set the signs
+            sig.det_minus.append(1 - 2 * (int((real & (ev.real < 1)).sum()) % 2))
+            sig.det_plus.append(1 - 2 * (int((real & (ev.real < -1)).sum()) % 2))
+            sig.outside.append(int((ev.abs() > 1).sum()))
         return sig
 
     def counts(self, i: int) -> tuple[int, int, int]:
-        return self.real_plus[i], self.real_minus[i], self.complex_out[i]
+        return self.det_minus[i], self.det_plus[i], self.outside[i]
 
     def differs(self, other: Signature) -> bool:
         """A different number of points, or a matched point whose eigenvalue counts changed.
@@ -110,19 +112,33 @@ def locate(
     tol: float = 1e-3,
     finder: Callable[..., FixedPoints] | None = None,
     symmetry_tol: float = 0.05,
+    warm: torch.Tensor | None = None,
 ) -> list[Bifurcation]:
     """All signature changes on ``θ(s)``, ``s ∈ [0, 1]``, bracketed to ``tol`` and classified.
 
     ``finder(cell, params, x, warm)`` returns the fixed points at ``params`` (default:
-    :func:`find_fixed_points` warm-started from ``warm`` plus a few random states).
+    :func:`find_fixed_points` warm-started from ``warm`` plus a few random states); every
+    evaluation is seeded with all points found so far on the path (and ``warm``).
     """
     find = finder or _default_finder
     cache: dict[float, Signature] = {}
+    known = [] if warm is None else [warm]
 
-    def sig(s: float, warm: torch.Tensor | None) -> Signature:
+    def sig(s: float, _: torch.Tensor | None = None) -> Signature:
+        # every evaluation starts from all points seen so far on the path, so a point the
+        # finder happened to miss at one parameter value is not mistaken for a bifurcation
         if s not in cache:
-            cache[s] = Signature.of(find(cell, interpolate(p0, p1, s), x, warm))
+            seeds = torch.cat(known) if known else None
+            cache[s] = Signature.of(find(cell, interpolate(p0, p1, s), x, seeds))
+            if len(cache[s].points):
+                known.append(cache[s].points.locations)
         return cache[s]
+
+    # settle the end points first: recompute each with the other's points as seeds
+    for _ in range(2):
+        for end in (0.0, 1.0):
+            cache.pop(end, None)
+            sig(end)
 
     brackets: list[tuple[float, float]] = []
     _bisect(sig, 0.0, 1.0, tol, brackets)
@@ -148,20 +164,16 @@ def locate(
 
 def _bisect(sig, lo: float, hi: float, tol: float, brackets: list) -> None:
     """Find every sub-interval of width <= tol over which the signature changes."""
-    a, b = sig(lo, None), sig(hi, None)
+    a, b = sig(lo), sig(hi)
     if not a.differs(b):
         return
     if hi - lo <= tol:
         brackets.append((lo, hi))
         return
     mid = 0.5 * (lo + hi)
-    sig(mid, _warm(a, b))
+    sig(mid)
     _bisect(sig, lo, mid, tol, brackets)
     _bisect(sig, mid, hi, tol, brackets)
-
-
-def _warm(a: Signature, b: Signature) -> torch.Tensor:
-    return torch.cat([a.points.locations, b.points.locations])
 
 
 def _default_finder(
@@ -220,12 +232,15 @@ def classify_change(
     pairs = _match(A, B)
     crossed: dict[str, tuple[int, int] | None] = {"+1": None, "-1": None, "circle": None}
     for i, j in pairs:
+        flips = before.det_minus[i] != after.det_minus[j] or before.det_plus[i] != after.det_plus[j]
         for key, cnt_a, cnt_b in (
-            ("+1", before.real_plus[i], after.real_plus[j]),
-            ("-1", before.real_minus[i], after.real_minus[j]),
-            ("circle", before.complex_out[i], after.complex_out[j]),
+            ("+1", before.det_minus[i], after.det_minus[j]),
+            ("-1", before.det_plus[i], after.det_plus[j]),
+            ("circle", before.outside[i], after.outside[j]),
         ):
-            if cnt_a != cnt_b and crossed[key] is None:
+            # a change of the count outside the circle is a Neimark–Sacker crossing only when no
+            # real eigenvalue crossed ±1 at the same point
+            if cnt_a != cnt_b and crossed[key] is None and not (key == "circle" and flips):
                 crossed[key] = (i, j)
     kind, lam, point = "unclassified", complex("nan"), None
     larger = B if dn > 0 else A
@@ -241,8 +256,11 @@ def classify_change(
             kind = "pitchfork" if asym <= symmetry_tol else "pitchfork (imperfect)"
             lam = _crossing(B.eigvals[j], "+1")
         else:
-            kind, point = "saddle-node", 0.5 * (a + b)
-            lam = _crossing(larger.eigvals[new[0]], "+1")
+            # the critical point is the member of the newborn (or dying) pair whose eigenvalue
+            # is nearest +1 (the pair coincides at the fold)
+            lams = [_crossing(larger.eigvals[k], "+1") for k in new]
+            k = min(range(2), key=lambda m: abs(lams[m] - 1))
+            kind, point, lam = "saddle-node", larger.locations[new[k]], lams[k]
             near = [
                 float((_crossing(B.eigvals[j], "+1") - 1).real)
                 for _, j in pairs
@@ -277,4 +295,5 @@ def _summary(sig: Signature) -> dict:
         "num_fixed_points": len(sig.points),
         "num_stable": sig.points.num_stable,
         "labels": list(sig.points.labels),
+        "locations": sig.points.locations.tolist(),
     }

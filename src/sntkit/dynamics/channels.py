@@ -162,16 +162,26 @@ def local_landscape(ntk: StateNTK, direction: torch.Tensor, s_values: torch.Tens
 
 @dataclass(frozen=True)
 class LandscapeFit:
-    """``L(s) ≈ c · ‖sNTK_g^{NF}‖(g* + a s)`` fitted on ``log L``."""
+    """``L(s) ≈ c · ‖sNTK_g^{NF}‖(g* + a (s − s0))`` fitted on ``log L``."""
 
     form: str
     a: float
+    s0: float
     c: float
+    h0_range: float
     r2: float
     predicted: torch.Tensor
 
     def to_dict(self) -> dict:
-        return {"form": self.form, "a": self.a, "c": self.c, "r2": self.r2}
+        return {
+            "form": self.form,
+            "a": self.a,
+            "s0": self.s0,
+            "c": self.c,
+            "h0_range": self.h0_range,
+            "r2": self.r2,
+            "num_fitted_parameters": 4,
+        }
 
 
 def fit_normal_form(
@@ -180,51 +190,64 @@ def fit_normal_form(
     form: str = "pitchfork",
     *,
     T: int = 25,
-    h0_range: float = 0.05,
+    h0_ranges: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5),
     batch: int = 64,
-    a_grid: torch.Tensor | None = None,
+    g_span: float = 1.0,
+    sign: int = 0,
     seed: int = 0,
 ) -> LandscapeFit:
-    """Least-squares fit of the normal form's sNTK_g curve to a landscape (log scale).
+    """Least-squares fit of the normal form's sNTK_g curve to a landscape on a log scale.
 
-    For each scale ``a`` on ``a_grid`` (both signs), ``log c`` is the mean log-ratio; the best
-    ``a`` maximizes ``R² = 1 − SS_res / SS_tot`` of ``log L``.
+    The normal form's ``‖sNTK_g‖`` is tabulated once per initial-condition range ``h0_ranges``
+    on ``g ∈ [g* − g_span, g* + g_span]`` and interpolated; the scale ``a`` (both signs), the
+    offset ``s0`` of the bifurcation within the window and the range are searched on grids, and
+    ``log c`` is the mean log-ratio. Four parameters are fitted in all; ``R² = 1 − SS_res/SS_tot``
+    of ``log L``. ``sign=+1`` restricts ``a > 0`` (``g`` grows with ``s``, as it must when ``s``
+    moves along ``e_g = ∇λ_c/‖∇λ_c‖``), ``sign=-1`` to ``a < 0``; ``0`` allows both.
     """
     nf = NORMAL_FORMS[form]
-    gen = torch.Generator().manual_seed(seed)
-    h0 = (2 * torch.rand(batch, nf.dim, generator=gen, dtype=torch.float64) - 1) * h0_range
     y = landscape.double().log()
     if not bool(torch.isfinite(y).all()):
         raise ValueError("the landscape must be positive and finite to fit on a log scale")
-    span = float(s_values.abs().max()) or 1.0
-    grid = (
-        a_grid
-        if a_grid is not None
-        else torch.cat(
-            [
-                -torch.logspace(-2, 1, 40, dtype=torch.float64),
-                torch.logspace(-2, 1, 40, dtype=torch.float64),
-            ]
-        )
-        / span
-    )
-    best: LandscapeFit | None = None
+    s = s_values.double()
+    span = float((s.max() - s.min()) / 2) or 1.0
+    g_grid = torch.linspace(nf.g_star - g_span, nf.g_star + g_span, 801, dtype=torch.float64)
+    a_values = torch.logspace(-2, 0.5, 40, dtype=torch.float64) * g_span / span
+    s0_values = torch.linspace(float(s.min()), float(s.max()), 21, dtype=torch.float64)
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    for a in grid.tolist():
-        curve = torch.tensor(
-            [nf.sntk_g(nf.g_star + a * s, h0, T)[1] for s in s_values.tolist()], dtype=torch.float64
-        )
-        if not bool(torch.isfinite(curve).all()) or bool((curve <= 0).any()):
-            continue
-        log_curve = curve.log()
-        log_c = float((y - log_curve).mean())
-        resid = y - (log_c + log_curve)
-        r2 = 1 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 0.0
-        if best is None or r2 > best.r2:
-            best = LandscapeFit(form, a, math.exp(log_c), r2, curve * math.exp(log_c))
+    best: LandscapeFit | None = None
+    for r in h0_ranges:
+        gen = torch.Generator().manual_seed(seed)
+        h0 = (2 * torch.rand(batch, nf.dim, generator=gen, dtype=torch.float64) - 1) * r
+        table = torch.tensor([nf.sntk_g(float(g), h0, T)[1] for g in g_grid], dtype=torch.float64)
+        log_table = table.log()
+        signed = {1: a_values, -1: -a_values, 0: torch.cat([a_values, -a_values])}[sign]
+        for a in signed.tolist():
+            for s0 in s0_values.tolist():
+                g = nf.g_star + a * (s - s0)
+                if float(g.min()) < float(g_grid[0]) or float(g.max()) > float(g_grid[-1]):
+                    continue
+                log_curve = _interp(g, g_grid, log_table)
+                if not bool(torch.isfinite(log_curve).all()):
+                    continue
+                log_c = float((y - log_curve).mean())
+                resid = y - (log_c + log_curve)
+                r2 = 1 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 0.0
+                if best is None or r2 > best.r2:
+                    best = LandscapeFit(
+                        form, a, s0, math.exp(log_c), r, r2, (log_c + log_curve).exp()
+                    )
     if best is None:
-        raise ValueError("no scale a gave a finite normal-form curve on these s values")
+        raise ValueError("no normal-form scale gave a finite curve on these s values")
     return best
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of ``fp(xp)`` at ``x`` (``xp`` increasing)."""
+    idx = torch.searchsorted(xp, x).clamp(1, len(xp) - 1)
+    x0, x1 = xp[idx - 1], xp[idx]
+    w = (x - x0) / (x1 - x0)
+    return fp[idx - 1] * (1 - w) + fp[idx] * w
 
 
 def critical_point_of(points: FixedPoints, location: list[float]) -> torch.Tensor:

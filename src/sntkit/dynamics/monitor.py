@@ -70,9 +70,12 @@ class BifurcationMonitor:
 
     # ------------------------------------------------------------------ checks
     def fixed_points(
-        self, params: Mapping[str, torch.Tensor], trajectory: torch.Tensor | None = None
+        self,
+        params: Mapping[str, torch.Tensor],
+        trajectory: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
     ) -> FixedPoints:
-        """Fixed points at ``params``, warm-started from the previous check."""
+        """Fixed points at ``params``, warm-started from the previous check (and ``extra``)."""
         g = torch.Generator().manual_seed(self.seed)
         N = self.cell.n_state
         inits = [self.init_scale * torch.randn(self.num_inits, N, generator=g, dtype=torch.float64)]
@@ -83,6 +86,8 @@ class BifurcationMonitor:
             flat = trajectory.detach().reshape(-1, N).to(torch.float64).cpu()
             idx = torch.randint(0, flat.shape[0], (self.num_inits,), generator=g)
             inits.append(flat[idx])
+        if extra is not None:
+            inits.append(extra)
         return find_fixed_points(self.cell, self.x, torch.cat(inits), params=params)
 
     def check(
@@ -99,11 +104,16 @@ class BifurcationMonitor:
         sig = Signature.of(fps)
         events: list[Bifurcation] = []
         if self.prev is not None and self.prev[2].differs(sig):
-            prev_step, prev_params, _ = self.prev
-            for ev in locate(self.cell, prev_params, p, x=self.x, tol=self.tol):
+            prev_step, prev_params, prev_sig = self.prev
+            warm = torch.cat([prev_sig.points.locations, fps.locations])
+            found = locate(self.cell, prev_params, p, x=self.x, tol=self.tol, warm=warm)
+            for ev in found:
                 ev.step = round(prev_step + ev.s * (step - prev_step))
                 ev.extra = {"check_before": prev_step, "check_after": step}
                 events.append(ev)
+            # the end points were re-solved from both sides' points: keep the better set
+            fps = _richer(fps, self.fixed_points(p, trajectory, extra=warm))
+            sig = Signature.of(fps)
         if events:
             self.last_event_step = step
             self.events.extend(events)
@@ -164,3 +174,8 @@ class BifurcationMonitor:
         if self.cell.n_input:
             return torch.zeros(self.cell.n_input, dtype=torch.float64)
         return None
+
+
+def _richer(a: FixedPoints, b: FixedPoints) -> FixedPoints:
+    """The result with more fixed points (a second solve may find one the first missed)."""
+    return b if len(b) > len(a) else a

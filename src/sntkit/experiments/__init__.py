@@ -1,0 +1,1 @@
+"""Reproductions of the papers' experiments, run folders, checkpoints, figures and sweeps."""

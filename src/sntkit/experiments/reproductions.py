@@ -1,0 +1,3 @@
+"""Importing this module registers every reproduction with the registry."""
+
+from sntkit.experiments import student_teacher  # noqa: F401

@@ -1,0 +1,374 @@
+"""Paper 000, Figure 1: sNTK collapse at the first learned bifurcation of a student RNN.
+
+``sntkit reproduce student-teacher`` trains the student of :mod:`sntkit.tasks.student_teacher`
+with plain full-batch SGD and, at checks, records the loss, the sNTK stable and participation
+ranks (with error bars), the spectral radius of ``W`` and the student's fixed points; each change
+of the fixed-point signature between checks is located and classified
+(:class:`sntkit.dynamics.BifurcationMonitor`). At the first event the sNTK is split into the
+bifurcation channel and the rest (dominance ratio) and the landscape along ``e_g`` is fitted by
+the matching normal form. Outputs: ``metrics.parquet``, ``events.json``, ``summary.json``,
+``teacher.pt``, figures ``fig1_training``, ``fig1_phase_portraits``, ``fig1_landscape``,
+``fig1_bifurcation``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from sntkit.dynamics import (
+    BifurcationMonitor,
+    channel_decomposition,
+    eigenvalue_gradient,
+    find_fixed_points,
+    fit_normal_form,
+    interpolate,
+    local_landscape,
+)
+from sntkit.experiments import plotting
+from sntkit.experiments.io import save_checkpoint
+from sntkit.experiments.progress import Progress
+from sntkit.experiments.registry import register
+from sntkit.experiments.run import Run
+from sntkit.linalg import effective_rank
+from sntkit.models.rnn import RNN
+from sntkit.ntk import state_ntk
+from sntkit.tasks.student_teacher import READOUT, StudentTeacherTask, make_student
+
+SCALES = {
+    "quick": {
+        "n": 64,
+        "batch": 256,
+        "steps_T": 25,
+        "lr": 5e-3,
+        "iterations": 1500,
+        "check_every": 25,
+        "fine_every": 5,
+        "fine_window": 100,
+        "rank_matvecs": 48,
+        "student_gain": 0.85,
+        "landscape_span": 6.0,
+        "checkpoint_every": 250,
+    },
+    "paper": {
+        "n": 64,
+        "batch": 256,
+        "steps_T": 25,
+        "lr": 5e-3,
+        "iterations": 35000,
+        "check_every": 100,
+        "fine_every": 10,
+        "fine_window": 300,
+        "rank_matvecs": 96,
+        "student_gain": 0.85,
+        "landscape_span": 6.0,
+        "checkpoint_every": 2500,
+    },
+}
+
+
+def sntk_ranks(model: RNN, h0: torch.Tensor, T: int, matvecs: int, seed: int) -> dict[str, float]:
+    """Stable and participation rank of the student's sNTK (on the Fisher side) with errors."""
+    ntk = state_ntk(model, h0, steps=T)
+    op = ntk.spectral_operator
+    stable = effective_rank(op, "stable", matvecs, seed=seed)
+    part = effective_rank(op, "participation", matvecs, seed=seed)
+    return {
+        "stable_rank": stable.value,
+        "stable_rank_err": stable.stderr,
+        "participation_rank": part.value,
+        "participation_rank_err": part.stderr,
+    }
+
+
+def _window(rows: list[dict], key: str, lo: float, hi: float, how: str) -> float:
+    vals = [r[key] for r in rows if lo <= r["step"] <= hi and r.get(key) is not None]
+    vals = [v for v in vals if math.isfinite(v)]
+    if not vals:
+        return math.nan
+    return statistics.median(vals) if how == "median" else min(vals)
+
+
+def _analyse_event(
+    student: RNN, task: StudentTeacherTask, event: Any, p0: dict, p1: dict, span: float
+) -> dict[str, Any]:
+    """Channel decomposition and normal-form landscape fit at the event's parameters."""
+    at = copy.deepcopy(student).double()
+    params = interpolate(p0, p1, min(1.0, event.s_bracket[1]))
+    with torch.no_grad():
+        for name, p in at.named_parameters():
+            p.copy_(params[name])
+    h0 = task.h0.double()
+    ntk = state_ntk(at, h0, steps=task.steps)
+    target = complex(*event.critical_eigenvalue)
+    point = torch.tensor(event.critical_point, dtype=torch.float64)
+    dec = channel_decomposition(ntk, point, target if math.isfinite(target.real) else 1.0)
+    # landscape along e_g over ±span/‖∇λ_c‖: wide enough to show the amplification peak past
+    # g* and its decay (a window of ±0.3/‖∇λ_c‖ only sees the monotone rise up to the peak)
+    grad, _ = eigenvalue_gradient(ntk, point, dec.critical_eigenvalue)
+    delta = span / max(float(grad.norm()), 1e-12)
+    s = torch.linspace(-delta, delta, 41, dtype=torch.float64)
+    landscape = local_landscape(ntk, dec.e_g, s)
+    form = "pitchfork" if "pitchfork" in event.kind else "stability_flip"
+    fit = fit_normal_form(s, landscape, form, T=task.steps, sign=1)
+    free = fit_normal_form(s, landscape, form, T=task.steps)
+    flip = fit_normal_form(s, landscape, "stability_flip", T=task.steps, sign=1)
+    return {
+        "decomposition": dec.to_dict(),
+        "landscape": {
+            "s": s.tolist(),
+            "values": landscape.tolist(),
+            "fit": fit.to_dict(),
+            "predicted": fit.predicted.tolist(),
+            "fit_free_sign": free.to_dict(),
+            "fit_stability_flip": flip.to_dict(),
+        },
+    }
+
+
+@register(
+    "student-teacher",
+    description="paper 000 Fig. 1: sNTK rank collapse at the first learned bifurcation",
+    scales=SCALES,
+)
+def student_teacher(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    device, T = config["device"], config["steps_T"]
+    run.checkpoint_every = config["checkpoint_every"]
+    task = StudentTeacherTask.build(
+        config["n"], config["batch"], T, seed=config["seed"], device=device
+    )
+    student = make_student(
+        config["n"], gain=config["student_gain"], seed=config["seed"], device=device
+    )
+    opt = torch.optim.SGD(student.parameters(), lr=config["lr"])
+    ranks_seed = config["seed"]
+
+    def extra(params: dict) -> dict[str, float]:
+        return sntk_ranks(student, task.h0, T, config["rank_matvecs"], ranks_seed)
+
+    monitor = BifurcationMonitor(
+        student,
+        every=config["check_every"],
+        fine_every=config["fine_every"],
+        fine_window=config["fine_window"],
+        extra_metrics=extra,
+        init_scale=1.5,
+        seed=config["seed"],
+    )
+    teacher_fps = find_fixed_points(task.teacher, inits=256, scale=1.5)
+    save_checkpoint(
+        run.path("teacher.pt"), {"state_dict": task.teacher.state_dict(), "h0": task.h0}
+    )
+    initial_fps = find_fixed_points(student, inits=128, scale=1.5)
+    start, elapsed, analysis = 0, 0.0, None
+    restored = run.restore()
+    if restored is not None:
+        start, state = restored
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        monitor.load_state_dict(state["monitor"])
+        elapsed, analysis = state["elapsed"], state["analysis"]
+    t0 = time.perf_counter() - elapsed
+    bar = Progress(
+        range(start, config["iterations"] + 1),
+        total=config["iterations"] + 1 - start,
+        desc="student-teacher",
+    )
+    last_rank = math.nan
+    for step in bar:
+        if monitor.due(step) or step == config["iterations"]:
+            params = {k: v.detach().clone() for k, v in student.named_parameters()}
+            with torch.no_grad():
+                loss_now = float(task.loss(student))
+                traj = student(task.h0, steps=T)
+            prev = monitor.prev
+            row, events = monitor.check(step, params, loss=loss_now, trajectory=traj)
+            run.log(row)
+            last_rank = row["stable_rank"]
+            for ev in events:
+                rec = ev.to_dict()
+                rec |= {
+                    "loss_before": run.rows[-2]["loss"] if len(run.rows) > 1 else None,
+                    "loss_after": loss_now,
+                }
+                rec |= {
+                    "stable_rank_before": run.rows[-2]["stable_rank"]
+                    if len(run.rows) > 1
+                    else None,
+                    "stable_rank_after": row["stable_rank"],
+                }
+                run.event(rec)
+                if analysis is None and prev is not None:
+                    try:
+                        analysis = _analyse_event(
+                            student, task, ev, prev[1], monitor.prev[1], config["landscape_span"]
+                        )
+                        analysis["event"] = rec
+                    except (ValueError, RuntimeError) as exc:  # degenerate geometry: report it
+                        analysis = {"event": rec, "error": str(exc)}
+            bar.show(step=step, loss=loss_now, stable_rank=last_rank)
+        if step == config["iterations"]:
+            break
+        loss = task.loss(student)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if not math.isfinite(float(loss.detach())):
+            raise ValueError(f"training diverged at step {step} (loss is not finite); lower lr")
+        if run.should_checkpoint(step + 1):
+            run.checkpoint(
+                step + 1,
+                {
+                    "student": student.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "monitor": monitor.state_dict(),
+                    "elapsed": time.perf_counter() - t0,
+                    "analysis": analysis,
+                },
+            )
+    bar.close()
+    final_fps = find_fixed_points(student, inits=256, scale=1.5)
+    summary = _summary(
+        config, run, analysis, initial_fps, final_fps, teacher_fps, time.perf_counter() - t0
+    )
+    _figures(run, task, student, final_fps, teacher_fps, analysis)
+    return run.finish(summary)
+
+
+def _summary(config, run, analysis, initial_fps, final_fps, teacher_fps, wall):
+    rows, events = run.rows, run.events
+    first = events[0] if events else None
+    out: dict[str, Any] = {
+        "events": [
+            {
+                k: e.get(k)
+                for k in (
+                    "step",
+                    "kind",
+                    "s",
+                    "loss_before",
+                    "loss_after",
+                    "stable_rank_before",
+                    "stable_rank_after",
+                    "critical_eigenvalue",
+                )
+            }
+            for e in events
+        ],
+        "first_bifurcation_step": first["step"] if first else None,
+        "first_bifurcation_kind": first["kind"] if first else None,
+        "final_loss": rows[-1]["loss"] if rows else None,
+        "student_initial_fixed_points": len(initial_fps),
+        "student_initial_stable_fixed_points": initial_fps.num_stable,
+        "student_stable_fixed_points": final_fps.num_stable,
+        "student_fixed_points": len(final_fps),
+        "teacher_stable_fixed_points": teacher_fps.num_stable,
+        "teacher_fixed_points": len(teacher_fps),
+        "wall_time_s": wall,
+    }
+    if first:
+        n, s = config["iterations"], first["step"]
+        out["stable_rank_before"] = _window(rows, "stable_rank", s - 0.1 * n, s - 1, "median")
+        out["stable_rank_at"] = _window(rows, "stable_rank", s - 0.02 * n, s + 0.02 * n, "min")
+        out["loss_before"] = _window(rows, "loss", s - 0.1 * n, s - 1, "median")
+        out["loss_after"] = _window(rows, "loss", s + 1, s + 0.1 * n, "median")
+    if analysis and "decomposition" in analysis:
+        out["dominance_ratio"] = analysis["decomposition"]["dominance_ratio"]
+        out["fisher_cosine"] = analysis["decomposition"]["fisher_cosine"]
+        out["landscape_fit_r2"] = analysis["landscape"]["fit"]["r2"]
+        out["landscape_fit_form"] = analysis["landscape"]["fit"]["form"]
+        out["landscape_fit_r2_free_sign"] = analysis["landscape"]["fit_free_sign"]["r2"]
+        out["landscape_fit_r2_stability_flip"] = analysis["landscape"]["fit_stability_flip"]["r2"]
+    elif analysis:
+        out["analysis_error"] = analysis.get("error")
+    return out
+
+
+def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
+    rows = run.rows
+    steps = [r["step"] for r in rows]
+    ev_steps = [e["step"] for e in run.events]
+    first = ev_steps[:1]
+    fig, ax = plotting.figure(1, 3, width=3.4)
+    ax[0, 0].semilogy(steps, [r["loss"] for r in rows])
+    ax[0, 0].set(xlabel="SGD step", ylabel="loss", title="A  loss")
+    sr = [r["stable_rank"] for r in rows]
+    err = [r["stable_rank_err"] for r in rows]
+    ax[0, 1].plot(steps, sr)
+    ax[0, 1].fill_between(
+        steps,
+        [a - b for a, b in zip(sr, err, strict=True)],
+        [a + b for a, b in zip(sr, err, strict=True)],
+        alpha=0.3,
+    )
+    ax[0, 1].set(xlabel="SGD step", ylabel="stable rank of sNTK", title="B  sNTK stable rank")
+    ax[0, 2].plot(steps, [r.get("spectral_radius") for r in rows])
+    ax[0, 2].axhline(1.0, color="gray", linewidth=0.8)
+    ax[0, 2].set(xlabel="SGD step", ylabel="spectral radius of W", title="C  spectral radius")
+    for a in ax[0]:
+        plotting.mark_events(a, first)
+        for s in ev_steps[1:]:
+            a.axvline(s, color="gray", linestyle=":", linewidth=0.6)
+    plotting.save(fig, run.path("fig1_training"))
+
+    fig, ax = plotting.figure(1, 2, width=3.4, height=3.2)
+    grid = torch.linspace(-2.0, 2.0, 13)
+    gx, gy = torch.meshgrid(grid, grid, indexing="ij")
+    h0 = torch.zeros(gx.numel(), student.n_state, dtype=task.h0.dtype, device=task.h0.device)
+    h0[:, 0], h0[:, 1] = gx.reshape(-1), gy.reshape(-1)
+    for a, model, fps, title in (
+        (ax[0, 0], student, final_fps, "D  student"),
+        (ax[0, 1], task.teacher, teacher_fps, "D  teacher"),
+    ):
+        with torch.no_grad():
+            tr = model(h0, steps=40)[..., list(READOUT)].cpu()
+        for k in range(tr.shape[0]):
+            a.plot(tr[k, :, 0], tr[k, :, 1], color="tab:blue", alpha=0.25, linewidth=0.6)
+        loc = fps.locations[:, list(READOUT)]
+        st = fps.stable
+        a.scatter(loc[st, 0], loc[st, 1], color="k", zorder=3, label="stable")
+        a.scatter(
+            loc[~st, 0], loc[~st, 1], facecolor="white", edgecolor="k", zorder=3, label="unstable"
+        )
+        a.set(xlabel="$h_0$", ylabel="$h_1$", title=title)
+    ax[0, 0].legend(loc="lower right")
+    plotting.save(fig, run.path("fig1_phase_portraits"))
+
+    if analysis and "landscape" in analysis:
+        ls = analysis["landscape"]
+        fig, ax = plotting.figure(1, 1, width=3.6)
+        ax[0, 0].semilogy(ls["s"], ls["values"], "o", label="RNN: $\\|J(θ^*+s e_g)e_g\\|^2$")
+        fit = ls["fit"]
+        ax[0, 0].semilogy(
+            ls["s"], ls["predicted"], "-", label=f"{fit['form']} normal form (R²={fit['r2']:.2f})"
+        )
+        ax[0, 0].set(xlabel="s along $e_g$", ylabel="sNTK$_g$ norm", title="E  local landscape")
+        ax[0, 0].legend()
+        plotting.save(fig, run.path("fig1_landscape"))
+    if run.events:
+        ev = run.events[0]
+        fig, ax = plotting.figure(1, 2, width=3.2, height=3.0)
+        for a, side in ((ax[0, 0], "before"), (ax[0, 1], "after")):
+            locs = torch.tensor(ev[side]["locations"]).reshape(-1, student.n_state)[
+                :, list(READOUT)
+            ]
+            stable = torch.tensor(
+                [lab.startswith("stable") for lab in ev[side]["labels"]], dtype=torch.bool
+            )
+            a.scatter(locs[stable, 0], locs[stable, 1], color="k", label="stable")
+            a.scatter(
+                locs[~stable, 0],
+                locs[~stable, 1],
+                facecolor="white",
+                edgecolor="k",
+                label="unstable",
+            )
+            a.set(xlabel="$h_0$", ylabel="$h_1$", title=f"G  {side}: {len(locs)} fixed points")
+        ax[0, 0].legend()
+        fig.suptitle(f"first bifurcation: {ev['kind']} at step {ev['step']}")
+        plotting.save(fig, run.path("fig1_bifurcation"))
