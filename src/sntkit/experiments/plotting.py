@@ -35,6 +35,7 @@ def figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.2, height: float 
 
 def save(fig: Any, stem: str | Path) -> list[Path]:
     """Save as PNG and PDF (atomically) and close the figure."""
+    fig.tight_layout()
     paths = save_figure(fig, stem)
     plt.close(fig)
     return paths

@@ -1,3 +1,3 @@
 """Importing this module registers every reproduction with the registry."""
 
-from sntkit.experiments import student_teacher  # noqa: F401
+from sntkit.experiments import normal_forms, student_teacher  # noqa: F401

@@ -345,7 +345,7 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
         ax[0, 0].semilogy(ls["s"], ls["values"], "o", label="RNN: $\\|J(θ^*+s e_g)e_g\\|^2$")
         fit = ls["fit"]
         ax[0, 0].semilogy(
-            ls["s"], ls["predicted"], "-", label=f"{fit['form']} normal form (R²={fit['r2']:.2f})"
+            ls["s"], ls["predicted"], "-", label=f"{fit['form']} normal form (R²={fit['r2']:.3f})"
         )
         ax[0, 0].set(xlabel="s along $e_g$", ylabel="sNTK$_g$ norm", title="E  local landscape")
         ax[0, 0].legend()
