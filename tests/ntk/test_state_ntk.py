@@ -77,7 +77,7 @@ PARAMS = [
     (name, tr, path)
     for name, (_, trs) in CASES.items()
     for tr in trs
-    for path in ("structured", "matrix_free")
+    for path in ("structured", "matrix_free", "unrolled")
 ]
 
 

@@ -1,3 +1,8 @@
 """Importing this module registers every reproduction with the registry."""
 
-from sntkit.experiments import normal_forms, student_teacher  # noqa: F401
+from sntkit.experiments import (  # noqa: F401
+    natural_gradient,
+    normal_forms,
+    student_teacher,
+    two_modes,
+)

@@ -68,6 +68,8 @@ class PropagatorKernel:
         if self.A is not None:
             return torch.einsum("bij,kbj->kbi", self.A[t], Y)
         f, h = self._step(t), self.prev_steps[t]
+        if Y.shape[0] == 1:  # a single probe: skip vmap's per-call overhead
+            return jvp(f, (h,), (Y[0],))[1][None]
         return vmap(lambda v: jvp(f, (h,), (v,))[1])(Y)
 
     def _apply_AT(self, t: int, Z: torch.Tensor) -> torch.Tensor:
@@ -77,6 +79,8 @@ class PropagatorKernel:
         if self._vjps is None:
             self._vjps = [vjp(self._step(s), h)[1] for s, h in enumerate(self.prev_steps)]
         g = self._vjps[t]
+        if Z.shape[0] == 1:
+            return g(Z[0])[0][None]
         return vmap(lambda u: g(u)[0])(Z)
 
     def forward(self, Q: torch.Tensor) -> torch.Tensor:

@@ -22,14 +22,14 @@ from collections.abc import Callable
 
 import torch
 
-from sntkit.models.cell import Cell, detached_params
+from sntkit.models.cell import Cell, detached_params, rollout
 from sntkit.models.torch_adapter import as_cell
 from sntkit.ntk import core as _core
 from sntkit.ntk.linearization import CellLinearization
 from sntkit.ntk.parameters import ParameterSpace, Trainable
 from sntkit.ntk.trajectory import Trajectory, unroll
 from sntkit.ntk.views import STATE_AXES, GlobalStateViews
-from sntkit.operators import FunctionOperator, Operator
+from sntkit.operators import FunctionOperator, Jacobian, Operator
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -98,8 +98,9 @@ class StateNTK(GlobalStateViews):
     # ------------------------------------------------------------------ operators
     @functools.cached_property
     def linearization(self) -> CellLinearization:
-        """The probe-axis-last kernels every operator below is built from."""
-        return CellLinearization(self.cell, self.space, self.traj, self.path)
+        """The kernels every operator below is built from (``P`` matrix-free for "unrolled")."""
+        path = "matrix_free" if self.path == "unrolled" else self.path
+        return CellLinearization(self.cell, self.space, self.traj, path)
 
     def _op(
         self,
@@ -144,6 +145,15 @@ class StateNTK(GlobalStateViews):
     @functools.cached_property
     def jacobian(self) -> Operator:
         """``J = D_θ h = P D_θ f``: trained parameters ``(P,)`` -> states ``(B, T, N)``."""
+        if self.path == "unrolled":
+            cell, space, traj, h0 = self.cell, self.space, self.traj, self.h0
+            T = self.state_shape[1]
+
+            def states(theta: torch.Tensor) -> torch.Tensor:
+                x = traj.inputs
+                return rollout(cell, space.merged(theta), h0, x, None if x is not None else T)
+
+            return Jacobian(states, space.vector(), names_out=STATE_AXES, name="J[unrolled]")
         lin = self.linearization
         return self._op(
             lin.jacobian_fwd, lin.jacobian_adj, (self.num_params,), self.state_shape, "J"
@@ -152,12 +162,16 @@ class StateNTK(GlobalStateViews):
     @functools.cached_property
     def operator(self) -> Operator:
         """``NTK_S = J J^* = P K P^*`` on ``(B, T, N)``."""
+        if self.path == "unrolled":
+            return self.jacobian.gram()
         S = self.state_shape
         return self._op(self.linearization.ntk, None, S, S, "NTK_S")
 
     @functools.cached_property
     def fisher(self) -> Operator:
         """The state-space Fisher ``F = J^* J`` on ``(P,)`` (same nonzero spectrum as NTK_S)."""
+        if self.path == "unrolled":
+            return self.jacobian.T @ self.jacobian
         P = (self.num_params,)
         return self._op(self.linearization.fisher, None, P, P, "Fisher")
 
@@ -246,9 +260,11 @@ def state_ntk(
     trainable:
         Which parameters are trained: ``None`` (all), names, or a predicate on names.
     path:
-        ``"structured"`` (store per-step Jacobians, fastest), ``"matrix_free"`` (nothing of size
-        ``B·T·N²``), or ``"auto"``: structured if those Jacobians fit in
-        :data:`STRUCTURED_MEMORY_BUDGET` bytes.
+        ``"structured"`` (store per-step Jacobians, fastest for many probes), ``"matrix_free"``
+        (nothing of size ``B·T·N²``), ``"unrolled"`` (``J``, ``NTK_S`` and ``F`` by plain
+        ``torch.func`` JVP/VJP through the unrolled trajectory: no set-up, cheapest for one or
+        two probes, e.g. inside an optimizer), or ``"auto"``: structured if those Jacobians fit
+        in :data:`STRUCTURED_MEMORY_BUDGET` bytes, else matrix-free.
     dtype:
         Compute dtype; the detached parameter copies, ``h0`` and ``inputs`` are converted to it.
         Default: ``h0.dtype``.
@@ -264,6 +280,8 @@ def state_ntk(
     if path == "auto":
         need = B * T * N * N * traj.states.element_size()
         path = "structured" if need <= STRUCTURED_MEMORY_BUDGET else "matrix_free"
-    elif path not in ("structured", "matrix_free"):
-        raise ValueError(f"path must be 'auto', 'structured' or 'matrix_free', got {path!r}")
+    elif path not in ("structured", "matrix_free", "unrolled"):
+        raise ValueError(
+            f"path must be 'auto', 'structured', 'matrix_free' or 'unrolled', got {path!r}"
+        )
     return StateNTK(cell, space, traj, h0, path)
