@@ -3,6 +3,7 @@
 from sntkit.experiments import (  # noqa: F401
     natural_gradient,
     normal_forms,
+    space_time,
     student_teacher,
     two_modes,
 )
