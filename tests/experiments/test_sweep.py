@@ -59,6 +59,7 @@ def test_failed_points_are_retried_then_reported(tmp_path, monkeypatch):
     )
     assert list(table.status) == ["ok", "ok"]
     assert len(list(marks.glob("0.5-*"))) == 1 and len(list(marks.glob("1.5-*"))) == 2
+    monkeypatch.setattr(sweep_mod, "run_point", real)
     bad = run_sweep(
         "space-time-point",
         {"task": ["W", "nope"]},
