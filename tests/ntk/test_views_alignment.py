@@ -130,3 +130,17 @@ def test_target_alignment_matches_dense_cosine():
         u = modes[i].reshape(-1)
         expected = u @ temporal @ u / (torch.linalg.matrix_norm(temporal) * u.dot(u))
         torch.testing.assert_close(got[i], expected)
+
+
+@pytest.mark.parametrize("keep", [("batch", "time"), ("unit",), ("batch", "unit")])
+def test_matrix_free_view_participation_is_accurate(keep):
+    """The two-probe estimator of (tr M)²/‖M‖_F² matches the exact view's, at its error bar."""
+    ntk = _ntk(seed=2)
+    M = ntk.view_matrix(keep).double()
+    exact = float(torch.trace(M) ** 2 / M.square().sum())
+    ests = [ntk.view_participation(keep, num_samples=64, seed=s) for s in range(60)]
+    v = torch.tensor([e.value for e in ests], dtype=DT)
+    se = torch.tensor([e.stderr for e in ests], dtype=DT)
+    assert abs(float(v.mean()) - exact) <= 4 * float(v.std()) / 60**0.5 + 0.01 * exact
+    assert 0.8 <= float(((v - exact).abs() <= 1.96 * se).double().mean()) <= 1.0
+    assert ests[0].num_matvecs == 128

@@ -5,5 +5,6 @@ from sntkit.experiments import (  # noqa: F401
     normal_forms,
     space_time,
     student_teacher,
+    transformer,
     two_modes,
 )

@@ -122,32 +122,45 @@ def run_sweep(
             )
             client = Client(own_cluster)
     results: dict[int, dict[str, Any]] = {}
+    attempts = dict.fromkeys(range(len(points)), 0)
     try:
-        futures = {}
-        for i, point in enumerate(points):
-            folder = str(out / "points" / point_name(point))
-            fut = client.submit(
-                run_point,
-                name,
-                scale,
-                base | point,
-                folder,
-                key=f"{name}-{point_name(point)}-{i}",
-                retries=retries,
-                pure=False,
-            )
-            futures[fut] = i
-        bar = Progress(as_completed(list(futures)), total=len(futures), desc=f"sweep {name}")
-        for fut in bar:
-            i = futures[fut]
-            try:
-                res = fut.result()
-            except Exception as exc:  # failed on every retry: reported, the others go on
-                res = {"status": "failed", "summary": {}, "error": f"{type(exc).__name__}: {exc}"}
-            results[i] = res
-            bar.show(
-                done=len(results), failed=sum(r["status"] == "failed" for r in results.values())
-            )
+        # explicit rounds rather than Dask's task retries: a point that fails is resubmitted up
+        # to `retries` times, and its last error is what the table reports
+        pending = list(range(len(points)))
+        bar = Progress(range(len(points)), total=len(points), desc=f"sweep {name}")
+        while pending:
+            futures = {}
+            for i in pending:
+                attempts[i] += 1
+                folder = str(out / "points" / point_name(points[i]))
+                fut = client.submit(
+                    run_point,
+                    name,
+                    scale,
+                    base | points[i],
+                    folder,
+                    key=f"{name}-{point_name(points[i])}-{i}-try{attempts[i]}",
+                    pure=False,
+                )
+                futures[fut] = i
+            pending = []
+            for fut in as_completed(list(futures)):
+                i = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:
+                    res = {
+                        "status": "failed",
+                        "summary": {},
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                    if attempts[i] <= retries:
+                        pending.append(i)
+                        continue
+                results[i] = res | {"attempts": attempts[i]}
+                bar.bar.update(1)
+                failed = sum(r["status"] == "failed" for r in results.values())
+                bar.show(done=len(results), failed=failed)
         bar.close()
     finally:
         if own_cluster is not None:

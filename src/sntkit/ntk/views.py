@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.operators import Operator
 from sntkit.operators._checks import check_tensor
 
@@ -59,6 +60,54 @@ class GlobalStateViews:
     def spatial(self, **kwargs: object) -> Operator:
         """``NTK_S^space = tr_{B,T}(NTK_S)/(B T)`` on ``(N,)``."""
         return self.view(("unit",), **kwargs)  # type: ignore[arg-type]
+
+    def view_participation(
+        self, keep: Sequence[str], *, num_samples: int = 64, seed: int = 0
+    ) -> Estimate:
+        """Participation ratio ``(tr M)² / ‖M‖_F²`` of the view ``M`` of :meth:`view`, matrix-free.
+
+        With Rademacher ``u`` on the kept axes and independent Rademacher ``z, z'`` on the traced
+        axes ``A`` (``d_A`` entries), and ``X = NTK_S``::
+
+            E[(u⊗z)^T X (u⊗z)] / d_A = tr M,
+            E[⟨(I⊗z^T) X (u⊗z), (I⊗z'^T) X (u⊗z')⟩] / d_A² = E‖M u‖² = ‖M‖_F²,
+
+        since ``(I⊗z^T) X (u⊗z)`` is an unbiased estimate of ``tr_A(X) u``. Each sample costs two
+        ``NTK_S`` probes (one batched application for all samples), instead of forming ``M``
+        (``O(|K|² |A| P)`` work); the error bar is the jackknife over samples.
+        """
+        keep_idx = [STATE_AXES.index(a) for a in keep]
+        traced_idx = [i for i in range(3) if i not in keep_idx]
+        if not keep_idx or not traced_idx:
+            raise ValueError(f"keep must name one or two of {STATE_AXES}, got {tuple(keep)}")
+        shape = self.state_shape
+        kshape = tuple(shape[i] for i in keep_idx)
+        tshape = tuple(shape[i] for i in traced_idx)
+        d_a = math.prod(tshape)
+        g = torch.Generator().manual_seed(seed)
+        dtype, device = self.states.dtype, self.states.device
+
+        def signs(*sh: int) -> torch.Tensor:
+            return (2.0 * torch.randint(0, 2, sh, generator=g) - 1.0).to(dtype=dtype, device=device)
+
+        s = num_samples
+        u = signs(s, math.prod(kshape))
+        z = signs(2, s, d_a)
+        probes = (u[None, :, :, None] * z[:, :, None, :]).reshape(2 * s, *kshape, *tshape)
+        order = [0] + [
+            1 + (keep_idx.index(i) if i in keep_idx else len(keep_idx) + traced_idx.index(i))
+            for i in range(3)
+        ]
+        Y = self.operator.matmat(probes.permute(*order).contiguous())
+        inverse = [0, *(1 + i for i in keep_idx), *(1 + i for i in traced_idx)]
+        Y = Y.permute(*inverse).reshape(2, s, -1, d_a)
+        contracted = torch.einsum("rska,rsa->rsk", Y, z).double()  # (I ⊗ z^T) X (u ⊗ z)
+        ud = u.double()
+        traces = (contracted * ud).sum(-1).mean(0) / d_a  # both draws estimate tr M
+        frob = (contracted[0] * contracted[1]).sum(-1) / d_a**2
+        samples = torch.stack([traces, frob]).cpu()
+        zero = torch.zeros(2, dtype=torch.float64)
+        return jackknife(zero, samples, lambda x: x[0] ** 2 / x[1], 2 * s)
 
     def view_matrix(
         self,

@@ -1,0 +1,240 @@
+"""Paper 004, Figures 6, 9 and 10: the input bottleneck of a self-attention block's NTK_S.
+
+``transformer-point`` builds :class:`sntkit.models.AttentionMLP` (attention width ``n_attn``,
+3-layer MLP of ``n_mlp`` units, ``n_out = 1``, ``heads`` heads) at initialization, feeds it
+i.i.d. ``N(0, 1)`` inputs ``(n_x, nt, n_in)`` — or, with ``fourier > 0``, a scalar ``N(0, 1)``
+signal through the deterministic Fourier-feature embedding with ``fourier`` frequencies — and
+measures the participation ratio ``(tr M)²/‖M‖_F²`` of the temporal view (batch × time) and the
+spatial view (units) of ``NTK_S`` with the matrix-free two-probe estimator
+(:meth:`~sntkit.ntk.views.GlobalStateViews.view_participation`) and of ``NTK_S`` itself, each
+with an error bar. With ``save_modes`` it also stores the dominant temporal modes
+(eigenvectors of the temporal view, each an ``n_x × nt`` array, scaled by √eigenvalue).
+
+``transformer`` runs the panels through the Dask sweep runner: temporal rank vs input dimension
+for ``n_x ∈ {5, 10, 15}`` (Fig. 6B), dominant temporal modes for ``n_in = 1`` and the largest
+``n_in`` (Fig. 6C), the Fourier-feature sweep (Fig. 6D), heads (Fig. 10) and input dimension ×
+attention width (Fig. 9).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from sntkit.experiments import plotting
+from sntkit.experiments.io import load_checkpoint, save_checkpoint
+from sntkit.experiments.registry import register
+from sntkit.experiments.run import Run
+from sntkit.experiments.space_time import spearman
+from sntkit.experiments.sweep import run_sweep
+from sntkit.linalg import effective_rank
+from sntkit.models.transformer import AttentionMLP
+from sntkit.ntk import feedforward_ntk
+from sntkit.tasks.inputs import fourier_features
+
+POINT_SCALES = {
+    "quick": {
+        "n_in": 5, "n_x": 10, "steps_T": 30, "n_attn": 32, "n_mlp": 64, "heads": 1,
+        "fourier": 0, "save_modes": False, "overall_matvecs": 48, "view_samples": 48,
+    },
+    "paper": {
+        "n_in": 5, "n_x": 10, "steps_T": 50, "n_attn": 64, "n_mlp": 128, "heads": 1,
+        "fourier": 0, "save_modes": False, "overall_matvecs": 96, "view_samples": 96,
+    },
+}  # fmt: skip
+
+
+@register(
+    "transformer-point",
+    description="one point of paper 004 Figs. 6/9/10: attention-block NTK ranks at init",
+    scales=POINT_SCALES,
+    signed=("fourier",),
+)
+def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(config["seed"])
+    B, T = config["n_x"], config["steps_T"]
+    if config["fourier"] > 0:
+        signal = torch.randn(B, T, 1, generator=g, dtype=torch.float64)
+        x = fourier_features(signal, config["fourier"])
+    else:
+        x = torch.randn(B, T, config["n_in"], generator=g, dtype=torch.float64)
+    model = AttentionMLP(
+        x.shape[-1],
+        n_attn=config["n_attn"],
+        n_mlp=config["n_mlp"],
+        heads=config["heads"],
+        generator=g,
+        dtype=torch.float64,
+    )
+    ntk = feedforward_ntk(model, x)
+    # forming the exact temporal view costs O((BT)² N P); the two-probe estimator is cheap
+    samples, seed = config["view_samples"], config["seed"]
+    temporal = ntk.view_participation(("batch", "time"), num_samples=samples, seed=seed)
+    spatial = ntk.view_participation(("unit",), num_samples=samples, seed=seed)
+    overall = effective_rank(ntk.fisher, "participation", config["overall_matvecs"], seed=seed)
+    if config["save_modes"]:
+        evals, evecs = torch.linalg.eigh(ntk.view_matrix(("batch", "time")).double())
+        top = evecs[:, -8:].flip(1).T * evals[-8:].flip(0).clamp_min(0).sqrt()[:, None]
+        save_checkpoint(
+            run.path("temporal_modes.pt"),
+            {"modes": top.reshape(8, B, T), "eigenvalues": evals.flip(0)},
+        )
+    summary = {
+        "input_dim": x.shape[-1],
+        "temporal_rank": temporal.value,
+        "temporal_rank_err": temporal.stderr,
+        "spatial_rank": spatial.value,
+        "spatial_rank_err": spatial.stderr,
+        "overall_rank": overall.value,
+        "overall_rank_err": overall.stderr,
+        "num_params": ntk.num_params,
+        "state_units": ntk.state_shape[-1],
+    }
+    return run.finish(summary)
+
+
+SCALES = {
+    "quick": {
+        "input_dims": [1, 2, 5, 10, 20, 50],
+        "batches": [5, 10, 15],
+        "fourier_features": [1, 2, 4, 8, 16],
+        "heads": [1, 2, 4],
+        "widths": [16, 32, 64],
+        "grid_input_dims": [1, 5, 20],
+        "point_scale": "quick",
+        "workers": 2,
+    },
+    "paper": {
+        "input_dims": [1, 2, 5, 10, 20, 50, 100],
+        "batches": [5, 10, 15],
+        "fourier_features": [1, 2, 4, 8, 16, 32],
+        "heads": [1, 2, 4, 8],
+        "widths": [16, 32, 64, 128],
+        "grid_input_dims": [1, 5, 20, 50],
+        "point_scale": "paper",
+        "workers": 2,
+    },
+}
+
+
+@register(
+    "transformer",
+    description="paper 004 Figs. 6, 9, 10: input-dimension bottleneck of attention-block NTKs",
+    scales=SCALES,
+)
+def transformer(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    from distributed import Client, LocalCluster
+
+    panels = {
+        "fig6b": {"n_in": config["input_dims"], "n_x": config["batches"]},
+        "fig6c": {"n_in": [1, max(config["input_dims"])], "save_modes": [True]},
+        "fig6d": {"fourier": config["fourier_features"]},
+        "fig10": {"heads": config["heads"], "n_in": config["grid_input_dims"]},
+        "fig9": {"n_attn": config["widths"], "n_in": config["grid_input_dims"]},
+    }
+    tables: dict[str, pd.DataFrame] = {}
+    with (
+        LocalCluster(
+            n_workers=config["workers"], threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        for name, grid in panels.items():
+            table = run_sweep(
+                "transformer-point",
+                grid,
+                scale=config["point_scale"],
+                base={"seed": config["seed"]},
+                out=run.path(f"sweep_{name}"),
+                client=client,
+            )
+            tables[name] = table
+            for row in table.to_dict("records"):
+                run.log({"panel": name, **row})
+    summary = _summary(tables, config)
+    _figures(run, tables)
+    return run.finish(summary)
+
+
+def _summary(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "failed_points": int(sum((t.status != "ok").sum() for t in tables.values()))
+    }
+    b = tables["fig6b"][tables["fig6b"].status == "ok"]
+    out["fig6b_spearman_temporal_rank_vs_input_dim"] = spearman(
+        b.n_in.tolist(), b.temporal_rank.tolist()
+    )
+    out["fig6b_temporal_rank"] = {
+        f"n_x={nx}": dict(zip(g.n_in.tolist(), g.temporal_rank.round(2).tolist(), strict=True))
+        for nx, g in b.groupby("n_x")
+    }
+    d = tables["fig6d"][tables["fig6d"].status == "ok"].sort_values("fourier")
+    out["fig6d_spearman_temporal_rank_vs_fourier_features"] = spearman(
+        d.fourier.tolist(), d.temporal_rank.tolist()
+    )
+    out["fig6d_temporal_rank"] = dict(
+        zip(d.fourier.tolist(), d.temporal_rank.round(2).tolist(), strict=True)
+    )
+    h = tables["fig10"][tables["fig10"].status == "ok"]
+    by_heads = h.groupby("heads").temporal_rank.mean()
+    out["fig10_temporal_rank_mean_by_heads"] = {
+        int(k): round(float(v), 2) for k, v in by_heads.items()
+    }
+    out["fig10_relative_spread_over_heads"] = float(
+        (by_heads.max() - by_heads.min()) / by_heads.mean()
+    )
+    w = tables["fig9"][tables["fig9"].status == "ok"]
+    for col in ("temporal_rank", "spatial_rank", "overall_rank"):
+        out[f"fig9_spearman_{col}_vs_width"] = spearman(w.n_attn.tolist(), w[col].tolist())
+        out[f"fig9_spearman_{col}_vs_input_dim"] = spearman(w.n_in.tolist(), w[col].tolist())
+    return out
+
+
+def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
+    fig, ax = plotting.figure(1, 3, width=3.3)
+    b = tables["fig6b"][tables["fig6b"].status == "ok"]
+    for nx, grp in b.groupby("n_x"):
+        grp = grp.sort_values("n_in")
+        ax[0, 0].plot(grp.n_in, grp.temporal_rank, "o-", label=f"$n_x$={nx}", markersize=3)
+    ax[0, 0].set(xscale="log", xlabel="input dimension", ylabel="temporal rank", title="6B")
+    ax[0, 0].legend()
+    c = tables["fig6c"][tables["fig6c"].status == "ok"]
+    for (_, row), style in zip(c.iterrows(), ("-", "--"), strict=False):
+        modes = load_checkpoint(f"{row.folder}/temporal_modes.pt")["modes"]
+        for k in range(3):
+            ax[0, 1].plot(
+                modes[k].reshape(-1), style, linewidth=0.6, label=f"n_in={row.n_in}, mode {k + 1}"
+            )
+    ax[0, 1].set(xlabel="batch × time", ylabel="√λ · mode", title="6C dominant temporal modes")
+    ax[0, 1].legend(fontsize=5)
+    d = tables["fig6d"][tables["fig6d"].status == "ok"].sort_values("fourier")
+    ax[0, 2].plot(d.fourier, d.temporal_rank, "o-")
+    ax[0, 2].set(
+        xscale="log",
+        xlabel="Fourier frequencies",
+        ylabel="temporal rank",
+        title="6D Fourier features ($n_{in}$=1)",
+    )
+    plotting.save(fig, run.path("fig6_transformer"))
+    fig, ax = plotting.figure(1, 4, width=3.0)
+    h = tables["fig10"][tables["fig10"].status == "ok"]
+    for heads, grp in h.groupby("heads"):
+        grp = grp.sort_values("n_in")
+        ax[0, 0].plot(grp.n_in, grp.temporal_rank, "o-", label=f"{heads} heads", markersize=3)
+    ax[0, 0].set(xscale="log", xlabel="input dimension", ylabel="temporal rank", title="10: heads")
+    ax[0, 0].legend()
+    w = tables["fig9"][tables["fig9"].status == "ok"]
+    for a, col in zip(ax[0, 1:], ("temporal_rank", "spatial_rank", "overall_rank"), strict=True):
+        for width, grp in w.groupby("n_attn"):
+            grp = grp.sort_values("n_in")
+            a.plot(grp.n_in, grp[col], "o-", label=f"$n_{{attn}}$={width}", markersize=3)
+        a.set(
+            xscale="log",
+            xlabel="input dimension",
+            ylabel=col.replace("_", " "),
+            title=f"9: {col.split('_')[0]}",
+        )
+    ax[0, 1].legend()
+    plotting.save(fig, run.path("fig9_fig10_transformer"))
