@@ -144,3 +144,15 @@ def test_matrix_free_view_participation_is_accurate(keep):
     assert abs(float(v.mean()) - exact) <= 4 * float(v.std()) / 60**0.5 + 0.01 * exact
     assert 0.8 <= float(((v - exact).abs() <= 1.96 * se).double().mean()) <= 1.0
     assert ests[0].num_matvecs == 128
+
+
+def test_target_alignment_estimate_is_close_to_exact():
+    ntk = _ntk(seed=3)
+    B, T, _ = ntk.state_shape
+    modes = torch.randn(2, B, T, dtype=DT, generator=torch.Generator().manual_seed(7))
+    exact = ntk.target_alignment(modes)
+    est = ntk.target_alignment(modes, method="estimate", num_samples=256, seed=1)
+    torch.testing.assert_close(est, exact, rtol=0.05, atol=0)
+    M = ntk.view_matrix(("batch", "time"))
+    fro = ntk.view_frobenius(("batch", "time"), num_samples=256, seed=1)
+    assert abs(fro.value - float(torch.linalg.matrix_norm(M))) <= 4 * fro.stderr

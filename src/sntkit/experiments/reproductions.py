@@ -1,6 +1,7 @@
 """Importing this module registers every reproduction with the registry."""
 
 from sntkit.experiments import (  # noqa: F401
+    memory_pro,
     natural_gradient,
     normal_forms,
     space_time,

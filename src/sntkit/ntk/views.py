@@ -76,10 +76,26 @@ class GlobalStateViews:
         ``NTK_S`` probes (one batched application for all samples), instead of forming ``M``
         (``O(|K|² |A| P)`` work); the error bar is the jackknife over samples.
         """
+        samples = self._view_moments(keep, num_samples, seed)
+        zero = torch.zeros(2, dtype=torch.float64)
+        return jackknife(zero, samples, lambda x: x[0] ** 2 / x[1], 2 * num_samples)
+
+    def view_frobenius(
+        self, keep: Sequence[str], *, num_samples: int = 64, seed: int = 0
+    ) -> Estimate:
+        """``‖M‖_F`` of the view ``M``, with the estimator of :meth:`view_participation`."""
+        samples = self._view_moments(keep, num_samples, seed)
+        zero = torch.zeros(2, dtype=torch.float64)
+        return jackknife(zero, samples, lambda x: x[1].clamp_min(0).sqrt(), 2 * num_samples)
+
+    def _view_moments(self, keep: Sequence[str], num_samples: int, seed: int) -> torch.Tensor:
+        """Per-sample estimates of ``tr M`` and ``‖M‖_F²``, shape ``(2, num_samples)``."""
         keep_idx = [STATE_AXES.index(a) for a in keep]
         traced_idx = [i for i in range(3) if i not in keep_idx]
         if not keep_idx or not traced_idx:
             raise ValueError(f"keep must name one or two of {STATE_AXES}, got {tuple(keep)}")
+        if num_samples < 2:
+            raise ValueError(f"num_samples must be >= 2, got {num_samples}")
         shape = self.state_shape
         kshape = tuple(shape[i] for i in keep_idx)
         tshape = tuple(shape[i] for i in traced_idx)
@@ -102,12 +118,9 @@ class GlobalStateViews:
         inverse = [0, *(1 + i for i in keep_idx), *(1 + i for i in traced_idx)]
         Y = Y.permute(*inverse).reshape(2, s, -1, d_a)
         contracted = torch.einsum("rska,rsa->rsk", Y, z).double()  # (I ⊗ z^T) X (u ⊗ z)
-        ud = u.double()
-        traces = (contracted * ud).sum(-1).mean(0) / d_a  # both draws estimate tr M
+        traces = (contracted * u.double()).sum(-1).mean(0) / d_a  # both draws estimate tr M
         frob = (contracted[0] * contracted[1]).sum(-1) / d_a**2
-        samples = torch.stack([traces, frob]).cpu()
-        zero = torch.zeros(2, dtype=torch.float64)
-        return jackknife(zero, samples, lambda x: x[0] ** 2 / x[1], 2 * s)
+        return torch.stack([traces, frob]).cpu()
 
     def view_matrix(
         self,
@@ -175,17 +188,20 @@ class GlobalStateViews:
             return total
         raise ValueError(f"method must be 'jacobian' or 'core', got {method!r}")
 
-    def target_alignment(self, modes: torch.Tensor) -> torch.Tensor:
-        """Kernel–target alignment of temporal modes with ``NTK_S``.
+    def target_alignment(
+        self, modes: torch.Tensor, *, method: str = "exact", num_samples: int = 64, seed: int = 0
+    ) -> torch.Tensor:
+        """Kernel–target alignment of temporal modes with ``NTK_S`` (paper 004 Fig. 4F).
 
         For each mode ``u`` (shape ``(B, T)``, e.g. a left singular vector of the ``B·T × n_out``
         target), the cosine between the temporal view and ``u u^T``::
 
             cos(NTK^temp, u u^T) = u^T NTK^temp u / (‖NTK^temp‖_F ‖u‖²),
 
-        with ``u^T NTK^temp u = (1/N) Σ_n ‖J^*(u ⊗ e_n)‖²`` computed exactly and
-        ``‖NTK^temp‖_F`` from the exact temporal view matrix (paper 004 Fig. 4F). Returns a
-        tensor of shape ``(r,)`` for ``r`` modes.
+        with ``u^T NTK^temp u = (1/N) Σ_n ‖J^*(u ⊗ e_n)‖²`` computed exactly. ``‖NTK^temp‖_F`` comes
+        from the exact temporal view matrix (``method="exact"``, small models) or from the
+        matrix-free estimator of :meth:`view_frobenius` (``method="estimate"``, ``num_samples``
+        pairs of probes; relative error about its standard error). Returns shape ``(r,)``.
         """
         B, T, N = self.state_shape
         if modes.ndim == 2:
@@ -203,8 +219,14 @@ class GlobalStateViews:
         probes = probes.reshape(r, B, T, N, N).permute(0, 4, 1, 2, 3).reshape(r * N, B, T, N)
         g = self.jacobian.rmatmat(probes).reshape(r, N, -1)
         num = g.square().sum((1, 2)) / N
-        M = self.view_matrix(("batch", "time"))
-        return num / (torch.linalg.matrix_norm(M) * modes.flatten(1).square().sum(1))
+        if method == "exact":
+            norm = torch.linalg.matrix_norm(self.view_matrix(("batch", "time")))
+        elif method == "estimate":
+            est = self.view_frobenius(("batch", "time"), num_samples=num_samples, seed=seed)
+            norm = torch.tensor(est.value, dtype=num.dtype, device=num.device)
+        else:
+            raise ValueError(f"method must be 'exact' or 'estimate', got {method!r}")
+        return num / (norm * modes.flatten(1).square().sum(1))
 
     def _check_state(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return check_tensor(
