@@ -1,107 +1,139 @@
-"""Detection and classification on scripted parameter paths through each bifurcation type."""
+"""Location and classification on scripted parameter paths through each bifurcation type, no
+false events, and the training monitor (rows, events, adaptive interval, resume)."""
 
-import itertools
+import json
 import math
 
 import pytest
+import scipy.optimize
 import torch
 
-from sntkit.dynamics import BifurcationMonitor, locate
+from sntkit.dynamics import BifurcationMonitor, Signature, find_fixed_points, locate, scan
 from sntkit.models import RNN, FunctionalCell
 
 DT = torch.float64
 ZERO2 = torch.zeros(2, dtype=DT)
-B_FOLD = 2 * math.tanh(math.acosh(math.sqrt(2))) - math.acosh(math.sqrt(2))  # fold of 2 tanh h + b
+# the fold of h' = 2 tanh(h) + b: 2 sech²(h) = 1 at h = −acosh(√2), b = h − 2 tanh(h)
+B_FOLD = 2 * math.tanh(math.acosh(math.sqrt(2))) - math.acosh(math.sqrt(2))
 
 
 def _p(W, b=ZERO2):
     return {"W": torch.as_tensor(W, dtype=DT), "b": torch.as_tensor(b, dtype=DT)}
 
 
+def _diag(a, b=0.5):
+    return torch.diag(torch.tensor([a, b], dtype=DT))
+
+
 def _rot(g, w=1.0):
     return g * torch.tensor([[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]], dtype=DT)
 
 
-CELL = RNN(2, 0, form="post", dtype=DT)
-TRANSCRITICAL = FunctionalCell(
-    lambda p, h, x: torch.stack([p["g"] * h[..., 0] - h[..., 0] ** 2, 0.5 * h[..., 1]], -1),
-    {"g": torch.tensor(0.8, dtype=DT)},
-    n_state=2,
-)
+def _scalar_cell(f):
+    """A FunctionalCell with unit 0 carrying ``f(h, g)`` and unit 1 contracting (×0.5)."""
+    return FunctionalCell(
+        lambda p, h, x: torch.stack([f(h[..., 0], p["g"]), 0.5 * h[..., 1]], -1),
+        {"g": torch.tensor(0.8, dtype=DT)},
+        n_state=2,
+    )
 
+
+def _imperfect_fold_s(b=0.005, g0=0.8, g1=1.5):
+    """s of the fold of h = g tanh(h) + b (g sech²h = 1) on g(s) = g0 + s (g1 − g0)."""
+
+    def eqs(v):
+        h, g = v
+        return [g * math.tanh(h) + b - h, g / math.cosh(h) ** 2 - 1]
+
+    _, g = scipy.optimize.fsolve(eqs, [-0.2, 1.05], xtol=1e-12)
+    return (g - g0) / (g1 - g0)
+
+
+CELL = RNN(2, 0, form="post", dtype=DT)
+G = {"g": torch.tensor(0.8, dtype=DT)}, {"g": torch.tensor(1.3, dtype=DT)}
 PATHS = {
-    # (cell, θ0, θ1, expected kind, analytic s of the crossing)
-    "pitchfork": (
-        CELL,
-        _p(torch.diag(torch.tensor([0.8, 0.5]))),
-        _p(torch.diag(torch.tensor([1.3, 0.5]))),
-        "pitchfork",
-        0.4,
+    # (cell, θ0, θ1, kind, analytic s of the crossing)
+    "pitchfork": (CELL, _p(_diag(0.8)), _p(_diag(1.3)), "pitchfork", 0.4),
+    "pitchfork-reversed": (CELL, _p(_diag(1.3)), _p(_diag(0.8)), "pitchfork", 0.6),
+    "subcritical-pitchfork": (
+        _scalar_cell(lambda h, g: g * h + h**3), *G, "pitchfork", 0.4,
     ),
     "saddle-node": (
-        CELL,
-        _p(torch.diag(torch.tensor([2.0, 0.5])), [0.8, 0.0]),
-        _p(torch.diag(torch.tensor([2.0, 0.5])), [0.3, 0.0]),
-        "saddle-node",
+        CELL, _p(_diag(2.0), [0.8, 0.0]), _p(_diag(2.0), [0.3, 0.0]), "saddle-node",
         (0.8 - B_FOLD) / 0.5,
     ),
-    "transcritical": (
-        TRANSCRITICAL,
-        {"g": torch.tensor(0.8, dtype=DT)},
-        {"g": torch.tensor(1.3, dtype=DT)},
-        "transcritical",
-        0.4,
-    ),
-    "period-doubling": (
-        CELL,
-        _p(torch.diag(torch.tensor([-0.8, 0.5]))),
-        _p(torch.diag(torch.tensor([-1.3, 0.5]))),
-        "period doubling",
-        0.4,
-    ),
+    "transcritical": (_scalar_cell(lambda h, g: g * h - h**2), *G, "transcritical", 0.4),
+    "period-doubling": (CELL, _p(_diag(-0.8)), _p(_diag(-1.3)), "period doubling", 0.4),
     "neimark-sacker": (CELL, _p(_rot(0.8)), _p(_rot(1.3)), "Neimark–Sacker", 0.4),
     "imperfect-pitchfork": (
-        CELL,
-        _p(torch.diag(torch.tensor([0.8, 0.5])), [0.005, 0.0]),
-        _p(torch.diag(torch.tensor([1.5, 0.5])), [0.005, 0.0]),
-        "pitchfork (imperfect)",
-        None,
+        CELL, _p(_diag(0.8), [0.005, 0.0]), _p(_diag(1.5), [0.005, 0.0]),
+        "pitchfork (imperfect)", _imperfect_fold_s(),
     ),
-}
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(PATHS))
-def test_scripted_paths_report_exactly_that_kind(name):
+def test_scripted_paths_report_exactly_that_kind_at_the_analytic_crossing(name):
     cell, p0, p1, kind, s_true = PATHS[name]
     events = locate(cell, p0, p1, tol=1e-4)
     assert [e.kind for e in events] == [kind]
-    if s_true is not None:
-        assert abs(events[0].s - s_true) <= 1e-3
-    lo, hi = events[0].s_bracket
-    assert lo <= events[0].s <= hi
-    # one bisection bracket (tol), or two joined around the degenerate point (<= 12 tol)
-    assert hi - lo <= 12 * 1e-4
-
-
-def test_no_event_without_bifurcation():
-    assert (
-        locate(
-            CELL, _p(torch.diag(torch.tensor([0.3, 0.5]))), _p(torch.diag(torch.tensor([0.9, 0.2])))
-        )
-        == []
-    )
-
-
-def test_critical_eigenvalue_is_recorded():
-    cell, p0, p1, _, _ = PATHS["neimark-sacker"]
-    (ev,) = locate(cell, p0, p1, tol=1e-4)
+    ev = events[0]
+    assert abs(ev.s - s_true) <= 1e-3
+    lo, hi = ev.s_bracket
+    assert lo <= s_true <= hi or abs(ev.s - s_true) <= 1e-4
+    assert hi - lo <= 12e-4  # one bisection bracket, or two joined around the degenerate point
+    record = json.loads(json.dumps(ev.to_dict()))
+    assert record["kind"] == kind and len(record["critical_point"]) == 2
     lam = complex(*ev.critical_eigenvalue)
-    assert abs(abs(lam) - 1) < 1e-3 and abs(math.atan2(lam.imag, lam.real)) == pytest.approx(
-        1.0, abs=1e-6
-    )
+    target = {"period doubling": -1.0}.get(kind, 1.0)
+    if kind == "Neimark–Sacker":
+        assert abs(abs(lam) - 1) < 1e-3 and abs(math.atan2(lam.imag, lam.real)) == pytest.approx(1)
+    else:
+        assert abs(lam - target) < 0.05
 
 
-def test_monitor_records_rows_and_events_and_resumes():
+def test_pitchfork_structure_is_recorded():
+    (ev,) = locate(*PATHS["pitchfork"][:3], tol=1e-4)
+    assert ev.before["num_fixed_points"] == 1 and ev.after["num_fixed_points"] == 3
+    assert ev.after["num_stable"] == 2 and ev.extra["new_pair_stable"] is True
+    assert ev.extra["asymmetry"] < 1e-6 and max(abs(v) for v in ev.critical_point) < 1e-10
+    (sub,) = locate(*PATHS["subcritical-pitchfork"][:3], tol=1e-4)
+    assert sub.before["num_fixed_points"] == 3 and sub.extra["new_pair_stable"] is False
+
+
+def test_no_false_events_without_a_bifurcation():
+    assert locate(CELL, _p(_diag(0.3)), _p(_diag(0.9, 0.2))) == []
+    # complex pairs colliding on the real axis (inside and outside the unit circle) and a
+    # stable node turning into a stable focus are not bifurcations
+    linear = FunctionalCell(lambda p, h, x: h @ p["A"].T, {"A": torch.eye(2, dtype=DT)}, n_state=2)
+    for a in (0.5, 1.5):
+        A0 = torch.tensor([[a, 0.2], [0.1, a]], dtype=DT)  # a ± √0.02: real
+        A1 = torch.tensor([[a, 0.2], [-0.1, a]], dtype=DT)  # a ± i√0.02: complex
+        scanned = scan(linear, {"A": A0}, {"A": A1})
+        assert scanned.events == [] and len(scanned.start) == len(scanned.end) == 1
+
+
+def test_signature_ignores_collisions_and_sees_crossings():
+    def sig(W):
+        cell = RNN(2, 0, form="post", dtype=DT)
+        with torch.no_grad():
+            cell.W.copy_(W)
+            cell.b.zero_()
+        return Signature.of(find_fixed_points(cell, inits=8))
+
+    inside_real = sig(torch.tensor([[0.5, 0.2], [0.1, 0.5]], dtype=DT))
+    inside_complex = sig(torch.tensor([[0.5, 0.2], [-0.1, 0.5]], dtype=DT))
+    assert not inside_real.differs(inside_complex)
+    assert sig(_rot(0.9)).differs(sig(_rot(1.1)))
+    assert sig(_diag(-0.9)).differs(sig(_diag(-1.1)))
+    assert sig(_diag(0.5)).degenerate is False and sig(_diag(1.0)).degenerate is True
+
+
+def _gain_params(g):
+    return _p(torch.diag(torch.stack([torch.as_tensor(g, dtype=DT), torch.tensor(0.5, dtype=DT)])))
+
+
+def test_monitor_records_rows_events_tracks_and_resumes():
     gains = torch.linspace(0.8, 1.3, 11, dtype=DT)
 
     def extra(p):
@@ -110,84 +142,46 @@ def test_monitor_records_rows_and_events_and_resumes():
     mon = BifurcationMonitor(CELL, every=1, tol=1e-3, extra_metrics=extra)
     rows, events = [], []
     for step, g in enumerate(gains):
-        row, ev = mon.check(
-            step, _p(torch.diag(torch.stack([g, torch.tensor(0.5, dtype=DT)]))), loss=float(g)
-        )
+        row, ev = mon.check(step, _gain_params(g), loss=float(g))
         rows.append(row)
         events += ev
+    # the check at step 4 sits exactly on g* = 1 (λ = 1): it is not used as a bracket end, so
+    # the event is located between checks 3 and 5 and reported once
     assert [e.kind for e in events] == ["pitchfork"]
-    assert events[0].step in (4, 5)  # g = 1 at check 4 exactly: the event sits at s≈0 or 1
+    ev = events[0]
+    assert (ev.extra["check_before"], ev.extra["check_after"]) == (3, 5) and ev.step == 4
+    assert abs(ev.s - 0.5) <= 1e-3
     assert rows[0]["num_fixed_points"] == 1 and rows[-1]["num_fixed_points"] == 3
-    assert rows[-1]["num_stable"] == 2 and rows[-1]["w00"] == pytest.approx(1.3)
-    assert rows[0]["spectral_radius"] == pytest.approx(0.8)
+    assert rows[-1]["num_stable"] == 2 and rows[-1]["num_unstable"] == 1
+    assert rows[4]["num_marginal"] == 1 and rows[-1]["w00"] == pytest.approx(1.3)
+    assert rows[0]["spectral_radius"] == pytest.approx(0.8) and rows[0]["loss"] == 0.8
+    # the critical eigenvalue is the origin's gain; det(J − I) = (g − 1)(0.5 − 1) changes sign
+    for row, g in zip(rows, gains.tolist(), strict=True):
+        if g < 1:
+            assert row["critical_eig_real"] == pytest.approx(g)
+            assert row["fold_test"] == pytest.approx((g - 1) * (0.5 - 1))
+    assert all(r["fold_test"] > 0 for r in rows[:4])
+    # the origin keeps its track id through the bifurcation; the new pair gets new ids
+    ids = [{p["id"] for p in h["points"]} for h in mon.history]
+    assert ids[0] == {0} and ids[-1] >= {0} and len(ids[-1]) == 3
+    json.dumps(mon.history, allow_nan=False)
     # a monitor restored from state_dict continues identically
-    state = mon.state_dict()
     fresh = BifurcationMonitor(CELL, every=1, extra_metrics=extra)
-    fresh.load_state_dict(state)
-    nxt = _p(torch.diag(torch.tensor([0.9, 0.5])))
+    fresh.load_state_dict(mon.state_dict())
+    nxt = _gain_params(0.9)
     r1, e1 = mon.check(11, nxt)
     r2, e2 = fresh.check(11, nxt)
     assert r1 == r2 and [e.kind for e in e1] == [e.kind for e in e2] == ["pitchfork"]
 
 
-def test_channel_dominance_tends_to_one_at_an_embedded_pitchfork():
-    """Paper 000 §3: near g* the rank-one bifurcation channel dominates the sNTK."""
-    from sntkit.dynamics import (
-        channel_decomposition,
-        find_fixed_points,
-        fit_normal_form,
-        local_landscape,
-    )
-    from sntkit.ntk import state_ntk
-
-    N = 6
-    g = torch.Generator().manual_seed(0)
-    W_rest = 0.3 * torch.randn(N, N, generator=g, dtype=DT) / math.sqrt(N)
-    h0 = (torch.rand(32, N, generator=g, dtype=DT) - 0.5) * 0.2
-    ratios = []
-    for gain in (0.5, 0.7, 0.85, 0.95, 0.99):
-        cell = RNN(N, 0, form="post", dtype=DT)
-        with torch.no_grad():
-            W = W_rest.clone()
-            W[0, :], W[:, 0] = 0, 0
-            W[0, 0] = gain
-            cell.W.copy_(W)
-            cell.b.zero_()
-        ntk = state_ntk(cell, h0, steps=25, trainable=["W"])
-        origin = find_fixed_points(cell, inits=4).locations[0]
-        dec = channel_decomposition(ntk, origin, 1.0)
-        assert dec.critical_eigenvalue.real == pytest.approx(gain, abs=1e-10)
-        ratios.append(dec.dominance_ratio)
-    assert all(b > a for a, b in itertools.pairwise(ratios)) and ratios[-1] > 0.99
-    assert dec.fisher_cosine > 0.99
-    # the landscape along e_g is fitted by the pitchfork normal form
-    s = torch.linspace(-0.3, 0.3, 13, dtype=DT)
-    fit = fit_normal_form(s, local_landscape(ntk, dec.e_g, s), "pitchfork", T=25)
-    assert fit.r2 > 0.9
-
-
-def test_eigenvalue_gradient_matches_finite_differences():
-    from sntkit.dynamics import eigenvalue_gradient, find_fixed_points
-    from sntkit.ntk import state_ntk
-
-    g = torch.Generator().manual_seed(3)
-    cell = RNN(4, 0, form="post", dtype=DT, generator=g, gain=1.4)
-    with torch.no_grad():
-        cell.b.normal_(0, 0.3, generator=g)
-    ntk = state_ntk(cell, torch.zeros(2, 4, dtype=DT), steps=3)
-    fps = find_fixed_points(cell, inits=64, scale=2.0)
-    point, target = fps.locations[0], complex(fps.eigvals[0, 0])
-    grad, lam = eigenvalue_gradient(ntk, point, target)
-    theta = ntk.space.vector()
-    d = torch.randn(theta.shape, generator=g, dtype=DT)
-    eps = 1e-6
-
-    def lam_at(t):
-        params = ntk.space.merged(t)
-        fp = find_fixed_points(cell, inits=point[None], params=params, opt_steps=0)
-        ev = fp.eigvals[0]
-        c = ev[int((ev - lam).abs().argmin())]
-        return float(c.abs()) if abs(lam.imag) > 1e-10 else float(c.real)
-
-    fd = (lam_at(theta + eps * d) - lam_at(theta - eps * d)) / (2 * eps)
-    assert abs(float(grad @ d) - fd) <= 1e-5 * max(1.0, abs(fd))
+def test_monitor_adapts_the_check_interval_after_an_event():
+    mon = BifurcationMonitor(CELL, every=10, fine_every=2, fine_window=6)
+    assert [s for s in range(25) if mon.due(s)] == [0, 10, 20]
+    mon.check(0, _gain_params(0.9))
+    _, events = mon.check(10, _gain_params(1.1))
+    assert [e.kind for e in events] == ["pitchfork"] and mon.last_event_step == 10
+    assert [s for s in range(10, 31) if mon.due(s)] == [10, 12, 14, 16, 20, 30]
+    with pytest.raises(ValueError, match="every"):
+        BifurcationMonitor(CELL, every=0)
+    with pytest.raises(ValueError, match="tol"):
+        locate(CELL, _gain_params(0.9), _gain_params(1.1), tol=0)

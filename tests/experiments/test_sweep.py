@@ -1,109 +1,211 @@
-"""Dask sweeps: a two-point LocalCluster run, resume, retried and failed points, the CLI."""
+"""Dask sweeps: grids, point folders, the tidy table, retries, killed workers and resumption.
+
+Marker files written by the dummy experiment at every start count how often each point ran.
+"""
+
+import json
 
 import pandas as pd
 import pytest
+import sntkit_test_dummies as dummies
 
-import sntkit.experiments.sweep as sweep_mod
-from sntkit.cli.main import main
-from sntkit.experiments.sweep import grid_points, parse_grid, run_sweep
+from sntkit.experiments import progress
+from sntkit.experiments.errors import ConfigError
+from sntkit.experiments.registry import get_experiment
+from sntkit.experiments.sweep import (
+    grid_points,
+    parse_grid,
+    point_name,
+    run_sweep,
+    split_sweep_spec,
+)
 
-TINY = {"n": 4, "n_in": 3, "input_rank": 3, "steps_T": 3, "batch": 2, "overall_matvecs": 6}
+TINY = {"steps": 10, "checkpoint_every": 2, "rng": "tracked"}
+COLUMNS = ["lr", "final_loss", "w", "b", "loss_sum", "steps", "status", "error", "attempts"]
 
 
-def test_grid_parsing():
-    grid = parse_grid(["gain=0.5,1.0", "task=W,W_in"])
-    assert grid == {"gain": [0.5, 1.0], "task": ["W", "W_in"]}
-    assert len(grid_points(grid)) == 4 and grid_points(grid)[1] == {"gain": 0.5, "task": "W_in"}
+@pytest.fixture
+def marks(tmp_path):
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    return folder
 
 
-def test_two_point_sweep_and_resume(tmp_path):
-    grid = {"gain": [0.5, 1.5]}
-    table = run_sweep("space-time-point", grid, base=TINY, out=tmp_path, workers=1, processes=False)
-    assert list(table.status) == ["ok", "ok"] and table.temporal_rank.gt(0).all()
-    on_disk = pd.read_parquet(tmp_path / "results.parquet")
-    assert list(on_disk.gain) == [0.5, 1.5] and "spatial_rank" in on_disk
-    done = tmp_path / "points" / "gain-0.5" / "summary.json"
-    redo = tmp_path / "points" / "gain-1.5" / "summary.json"
-    assert done.exists() and redo.exists()
-    stamp = done.stat().st_mtime_ns
-    redo.unlink()  # as if that point had been interrupted
-    table2 = run_sweep(
-        "space-time-point", grid, base=TINY, out=tmp_path, workers=1, processes=False
+def _reference(tmp_path, **settings):
+    """The summary of an uninterrupted in-process run of the counter."""
+    exp = get_experiment("counter")
+    return exp.execute(
+        exp.config("quick", settings), tmp_path / f"ref-{len(settings)}-{id(settings)}"
     )
-    assert done.stat().st_mtime_ns == stamp and redo.exists()
-    pd.testing.assert_frame_equal(table.drop(columns="folder"), table2.drop(columns="folder"))
 
 
-def test_failed_points_are_retried_then_reported(tmp_path, monkeypatch):
-    real = sweep_mod.run_point
-    marks = tmp_path / "marks"
-    marks.mkdir()
-
-    def flaky(name, scale, settings, out_dir):
-        # one marker file per attempt (Dask may pickle this function, so no shared dict)
-        n = len(list(marks.glob(f"{settings['gain']}-*")))
-        (marks / f"{settings['gain']}-{n}").touch()
-        if settings["gain"] == 1.5 and n == 0:
-            raise RuntimeError("worker lost")
-        return real(name, scale, settings, out_dir)
-
-    monkeypatch.setattr(sweep_mod, "run_point", flaky)
-    table = run_sweep(
-        "space-time-point",
-        {"gain": [0.5, 1.5]},
-        base=TINY,
-        out=tmp_path / "a",
-        workers=2,
-        processes=False,
-        retries=1,
-    )
-    assert list(table.status) == ["ok", "ok"]
-    assert len(list(marks.glob("0.5-*"))) == 1 and len(list(marks.glob("1.5-*"))) == 2
-    monkeypatch.setattr(sweep_mod, "run_point", real)
-    bad = run_sweep(
-        "space-time-point",
-        {"task": ["W", "nope"]},
-        base=TINY,
-        out=tmp_path / "b",
-        workers=2,
-        processes=False,
-        retries=0,
-    )
-    assert list(bad.status) == ["ok", "failed"] and "task must be" in bad.error.iloc[1]
+def _starts(marks, *lrs):
+    return [dummies.starts(marks, f"lr={lr}") for lr in lrs]
 
 
-def test_sweep_cli_on_local_processes(tmp_path):
-    args = [
-        "sweep",
-        "space-time-point",
-        "--grid",
-        "gain=0.5,1.0",
-        "--out",
-        str(tmp_path),
-        "--workers",
-        "2",
-    ]
-    args += [f"--set={k}={v}" for k, v in TINY.items()]
-    assert main(args) == 0
-    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 2
+def test_grid_helpers():
+    grid = parse_grid(["gain=0.5,1.0", "task=W,W_in", "on=true"])
+    assert grid == {"gain": [0.5, 1.0], "task": ["W", "W_in"], "on": [True]}
+    points = grid_points(grid)
+    assert len(points) == 4 and points[1] == {"gain": 0.5, "task": "W_in", "on": True}
+    assert grid_points({"a": 1, "b": (2, 3)}) == [{"a": 1, "b": 2}, {"a": 1, "b": 3}]
+    assert point_name({"task": "W", "gain": 0.5}) == "gain=0.5_task=W"  # keys sorted
+    assert point_name({"r": [1, 2], "on": False}) == "on=false_r=1,2"
+    odd = [point_name({"name": v}) for v in ("a b", "a/b", "a-b")]
+    assert odd[2] == "name=a-b" and len(set(odd)) == 3 and odd[0].startswith("name=a-b-")
+    assert len(point_name({"k": "x" * 500})) < 140
+    for bad in (["gain"], ["gain="], ["=1"], ["gain=1,,2"]):
+        with pytest.raises(ConfigError, match="KEY=V1"):
+            parse_grid(bad)
+    with pytest.raises(ConfigError, match="no values"):
+        grid_points({"a": []})
+    spec = {"experiment": "counter", "scale": "paper", "grid": {"lr": [0.1]}, "steps": 4}
+    assert split_sweep_spec(spec) == ("counter", "paper", {"lr": [0.1]}, {"steps": 4})
+    with pytest.raises(ConfigError, match="'grid' must map"):
+        split_sweep_spec({"grid": [1, 2]})
 
 
-def test_sweep_rejects_bad_settings_before_starting(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "sweep",
-                "space-time-point",
-                "--grid",
-                "gain=0.5",
-                "--set",
-                "n=-1",
-                "--out",
-                str(tmp_path),
-            ]
+def test_two_point_sweep_tidy_table_and_resume(tmp_path, marks):
+    base = TINY | {"marks": str(marks)}
+    out = tmp_path / "s"
+    table = run_sweep("counter", {"lr": [0.05, 0.1]}, base=base, out=out, workers=2,
+                      processes=False)  # fmt: skip
+    assert list(table.columns) == [*COLUMNS, "folder"]
+    assert table.status.tolist() == ["ok", "ok"] and table.error.isna().all()
+    assert table.attempts.tolist() == [1, 1] and table.lr.tolist() == [0.05, 0.1]
+    assert table.folder.tolist() == ["points/lr=0.05", "points/lr=0.1"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), table)
+    for lr, row in zip((0.05, 0.1), table.itertuples(), strict=True):
+        summary = json.loads((out / row.folder / "summary.json").read_text())
+        assert (
+            summary == _reference(tmp_path, **TINY, lr=lr)
+            and row.final_loss == summary["final_loss"]
         )
-        == 2
-    )
-    assert "must be positive" in capsys.readouterr().err
-    with pytest.raises(Exception, match="KEY=V1"):
-        parse_grid(["gain"])
+    assert json.loads((out / "sweep.json").read_text())["settings"] == base
+    assert _starts(marks, 0.05, 0.1) == [1, 1]
+
+    again = run_sweep("counter", {"lr": [0.05, 0.1]}, base=base, out=out)  # no cluster needed
+    assert _starts(marks, 0.05, 0.1) == [1, 1] and again.attempts.tolist() == [0, 0]
+    pd.testing.assert_frame_equal(again.drop(columns="attempts"), table.drop(columns="attempts"))
+
+    wider = run_sweep("counter", {"lr": [0.05, 0.1, 0.2]}, base=base, out=out, workers=1,
+                      processes=False)  # fmt: skip
+    assert _starts(marks, 0.05, 0.1, 0.2) == [1, 1, 1] and wider.attempts.tolist() == [0, 0, 1]
+    assert set(json.loads((out / "sweep.json").read_text())["grid"]["lr"]) == {0.05, 0.1, 0.2}
+
+
+def test_point_failing_once_is_retried_and_resumes(tmp_path, marks):
+    base = TINY | {"marks": str(marks), "fail_point": "lr=0.1"}
+    table = run_sweep("counter", {"lr": [0.05, 0.1]}, base=base, out=tmp_path / "s", workers=2,
+                      processes=False, retries=1)  # fmt: skip
+    assert table.status.tolist() == ["ok", "ok"] and table.attempts.tolist() == [1, 2]
+    assert _starts(marks, 0.05, 0.1) == [1, 2]
+    summary = json.loads((tmp_path / "s" / "points" / "lr=0.1" / "summary.json").read_text())
+    assert summary == _reference(tmp_path, **base, lr=0.1)  # resumed from its checkpoint
+    assert not (tmp_path / "s" / "points" / "lr=0.1" / "error.txt").exists()
+
+
+def test_failed_point_is_reported_and_only_it_reruns(tmp_path, marks):
+    base = TINY | {"marks": str(marks), "fail_point": "lr=0.1"}
+    (marks / "BLOCK-lr=0.1").touch()
+    kw = {"base": base, "out": tmp_path / "s", "workers": 2, "processes": False}
+    table = run_sweep("counter", {"lr": [0.05, 0.1]}, retries=2, **kw)
+    assert table.status.tolist() == ["ok", "failed"] and table.attempts.tolist() == [1, 3]
+    assert table.error[1] == "RuntimeError: injected failure at step 4"
+    assert pd.isna(table.final_loss[1]) and _starts(marks, 0.05, 0.1) == [1, 3]
+    error = (tmp_path / "s" / "points" / "lr=0.1" / "error.txt").read_text()
+    assert "Traceback" in error and "injected failure" in error
+    assert pd.read_parquet(tmp_path / "s" / "results.parquet").status.tolist() == ["ok", "failed"]
+
+    (marks / "BLOCK-lr=0.1").unlink()  # "fixed": the rerun completes only the missing point
+    table = run_sweep("counter", {"lr": [0.05, 0.1]}, retries=0, **kw)
+    assert table.status.tolist() == ["ok", "ok"] and table.attempts.tolist() == [0, 1]
+    assert _starts(marks, 0.05, 0.1) == [1, 4]
+    assert not (tmp_path / "s" / "points" / "lr=0.1" / "error.txt").exists()
+    summary = json.loads((tmp_path / "s" / "points" / "lr=0.1" / "summary.json").read_text())
+    assert summary == _reference(tmp_path, **base, lr=0.1)
+
+
+def test_interrupted_sweep_keeps_its_table_and_finishes_later(tmp_path, marks, monkeypatch):
+    base = TINY | {"marks": str(marks)}
+    kw = {"base": base, "out": tmp_path / "s", "workers": 1, "processes": False}
+    real = progress.Progress.update
+
+    def interrupt(self, n=1):
+        real(self, n)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.Progress, "update", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("counter", {"lr": [0.05, 0.1, 0.2]}, **kw)
+    partial = pd.read_parquet(tmp_path / "s" / "results.parquet")
+    assert partial.status.tolist()[0] == "ok" and "pending" in partial.status.tolist()
+    monkeypatch.setattr(progress.Progress, "update", real)
+    table = run_sweep("counter", {"lr": [0.05, 0.1, 0.2]}, **kw)
+    assert table.status.tolist() == ["ok"] * 3 and table.attempts[0] == 0
+    assert _starts(marks, 0.05, 0.1, 0.2) == [1, 1, 1]  # nothing ran twice
+
+
+@pytest.mark.slow
+def test_killed_worker_process_is_replaced_and_its_point_resumes(tmp_path, marks):
+    base = TINY | {"marks": str(marks), "fail_point": "lr=0.1", "fail_mode": "exit",
+                   "rng": "global"}  # fmt: skip
+    table = run_sweep("counter", {"lr": [0.05, 0.1]}, base=base, out=tmp_path / "s", workers=2,
+                      processes=True, retries=0)  # fmt: skip
+    assert table.status.tolist() == ["ok", "ok"], table.error.tolist()
+    assert _starts(marks, 0.05, 0.1) == [1, 2]  # Dask reran the point of the dead worker
+    for lr in (0.05, 0.1):
+        summary = json.loads((tmp_path / "s" / "points" / f"lr={lr}" / "summary.json").read_text())
+        assert summary == _reference(tmp_path, **base, lr=lr)
+
+
+def test_point_function_sweep_flattens_the_summary(tmp_path):
+    table = run_sweep("quadratic-point", {"x": [-1, 2], "a": [3.0]}, out=tmp_path / "q",
+                      workers=1, processes=False)  # fmt: skip
+    assert list(table.columns) == ["x", "a", "value", "summary.a", "summary.status", "undefined",
+                                   "nested.half", "nested.tag", "status", "error", "attempts",
+                                   "folder"]  # fmt: skip
+    assert table.value.tolist() == [3.0, 12.0] and table["summary.a"].tolist() == [6.0, 6.0]
+    assert table.undefined.isna().all() and table["nested.tag"].tolist() == ["q", "q"]
+    assert table.status.tolist() == ["ok", "ok"] and table["summary.status"][0] == "mine"
+
+
+def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="'lr' must be positive"):
+        run_sweep("counter", {"lr": [0.1, -1.0]}, out=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match="unknown setting 'bogus'"):
+        run_sweep("counter", {"bogus": [1]}, out=tmp_path / "a")
+    with pytest.raises(ConfigError, match="share a folder name"):
+        run_sweep("counter", {"lr": [0.1, 0.1]}, out=tmp_path / "a")
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        run_sweep("counter", {"lr": [0.1]}, out=tmp_path / "a", workers=0)
+    with pytest.raises(ConfigError, match=r"no CUDA device|only \d+ CUDA"):
+        run_sweep("counter", {"lr": [0.1]}, base={"device": "cuda:99"}, out=tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="not writable"):
+        run_sweep("counter", {"lr": [0.1]}, out=blocker / "s")
+
+
+def test_sweep_folder_remembers_its_settings(tmp_path):
+    run_sweep("quadratic-point", {"x": [1]}, base={"c": 1.0}, out=tmp_path / "q", workers=1,
+              processes=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="different settings"):
+        run_sweep("quadratic-point", {"x": [1]}, base={"c": 2.0}, out=tmp_path / "q")
+    with pytest.raises(ConfigError, match="different experiment"):
+        run_sweep("counter", {"lr": [0.1]}, out=tmp_path / "q")
+
+
+def test_sweep_on_an_existing_scheduler_and_client(tmp_path):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        by_address = run_sweep("quadratic-point", {"x": [1, 2]}, out=tmp_path / "a",
+                               scheduler=cluster.scheduler_address)  # fmt: skip
+        with Client(cluster) as client:
+            by_client = run_sweep("quadratic-point", {"x": [1, 2]}, out=tmp_path / "b",
+                                  client=client)  # fmt: skip
+            assert client.status == "running"  # a client given to the sweep stays open
+    assert by_address.value.tolist() == by_client.value.tolist() == [1.0, 4.0]

@@ -2,11 +2,18 @@
 
     sntkit reproduce --list
     sntkit reproduce NAME [--scale quick|paper] [--out DIR] [--device cpu|cuda] [--seed N]
-                          [--resume] [--set KEY=VALUE ...] [--config FILE.yaml|FILE.toml]
-    sntkit sweep NAME --grid KEY=V1,V2 [...] [--config FILE] [--out DIR] [--scheduler ADDRESS]
+                          [--resume] [--set KEY=VALUE ...] [--config FILE.yaml|.toml|.json]
+    sntkit sweep NAME [--grid KEY=V1,V2,... ...] [--config SWEEP.yaml|.toml] [--set KEY=VALUE ...]
+                      [--scale S] [--out DIR] [--scheduler ADDRESS] [--workers N] [--retries N]
+    sntkit --version
 
-Bad input (unknown experiment or setting, invalid value, unwritable folder, damaged checkpoint,
-CUDA requested without a GPU) prints one ``sntkit: error: ...`` line and exits with code 2.
+Settings come from the scale's defaults, then the ``--config`` file, then ``--set``, ``--seed``
+and ``--device`` (later ones win). A run's own ``config.json`` is a valid ``--config`` file, so
+``sntkit reproduce --config runs/X/config.json`` repeats a run. Exit codes: 0 success, 1 the
+experiment failed (or a sweep point did), 2 bad input — unknown experiment or setting, invalid
+value, unwritable folder, damaged checkpoint, CUDA requested without a GPU — reported as one
+``sntkit: error: ...`` line without a traceback (``SNTKIT_DEBUG=1`` shows tracebacks of
+failures), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,72 +30,115 @@ import yaml
 
 from sntkit.experiments.errors import CheckpointError, ConfigError
 
+__all__ = ["build_parser", "main", "read_config_file"]
+
 
 class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``sntkit: error:`` line, exit code 2."""
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"sntkit: error: {message}\n")
+        self.exit(2, f"sntkit: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sntkit`` argument parser."""
     from sntkit import __version__
 
     p = _Parser(prog="sntkit", description="State-space NTK toolkit: reproductions and sweeps.")
     p.add_argument("--version", action="version", version=f"sntkit {__version__}")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    r = sub.add_parser("reproduce", help="run one of the papers' experiments")
+    r = sub.add_parser(
+        "reproduce",
+        help="run one of the papers' experiments",
+        description="Run a registered experiment in its own run folder.",
+    )
     r.add_argument("name", nargs="?", help="experiment name (see --list)")
     r.add_argument("--list", action="store_true", help="list the experiments and exit")
     _add_run_options(r)
-    r.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest checkpoint (same settings required)",
+    )
+    r.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=2,
+        metavar="N",
+        help="number of newest checkpoints kept (default 2)",
+    )
     r.set_defaults(func=_reproduce)
 
-    s = sub.add_parser("sweep", help="run a grid of an experiment on Dask")
-    s.add_argument("name", help="experiment name")
-    _add_run_options(s)
+    s = sub.add_parser(
+        "sweep",
+        help="run a grid of an experiment on Dask",
+        description="Run an experiment (or point function) over the product of a grid of "
+        "settings on Dask; finished points are skipped when rerun.",
+    )
+    s.add_argument("name", nargs="?", help="experiment or point function (default: the file's)")
+    _add_run_options(
+        s,
+        out_help="sweep folder (default runs/sweep-NAME-SCALE)",
+        config_help="YAML/TOML sweep file: 'grid:' plus fixed settings",
+    )
     s.add_argument(
         "--grid",
         action="append",
         default=[],
         metavar="KEY=V1,V2,...",
-        help="a swept setting (repeatable); the grid is their product",
+        help="a swept setting (repeatable); the grid is the product of them",
+    )
+    s.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler to use")
+    s.add_argument(
+        "--workers", type=int, metavar="N", help="local cluster workers (default: cores)"
     )
     s.add_argument(
-        "--scheduler", help="address of an existing Dask scheduler (default: a local cluster)"
+        "--threads",
+        action="store_true",
+        help="run the local workers as threads of this process (quick start, shared RNGs)",
     )
     s.add_argument(
-        "--workers", type=int, default=None, help="local cluster workers (default: cores)"
+        "--retries", type=int, default=1, metavar="N", help="retries of a failing point (1)"
     )
-    s.add_argument("--retries", type=int, default=1, help="retries of a failed point")
     s.set_defaults(func=_sweep)
     return p
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", default="quick", help="quick (default) or paper")
-    p.add_argument("--out", type=Path, help="output folder (default runs/NAME-SCALE-seedN)")
-    p.add_argument("--device", help="cpu or cuda")
-    p.add_argument("--seed", type=int, help="random seed")
+def _add_run_options(
+    p: argparse.ArgumentParser,
+    out_help: str = "run folder (default runs/NAME-SCALE-seedN)",
+    config_help: str = "YAML, TOML or JSON file of settings",
+) -> None:
+    p.add_argument("--scale", help="quick (default) or paper")
+    p.add_argument("--out", type=Path, metavar="DIR", help=out_help)
+    p.add_argument("--device", help="cpu or cuda (default cpu)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a setting (repeatable)",
+        help="override a setting (repeatable; VALUE is parsed as YAML)",
     )
-    p.add_argument("--config", type=Path, help="YAML or TOML file of settings")
+    p.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a YAML (``yaml.safe_load``) or TOML file; must be a mapping."""
+    """Settings from a YAML/JSON (``yaml.safe_load``) or TOML (``tomllib``) file: a mapping."""
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".json", ".toml"):
+        raise ConfigError(f"config file {path} must end in .yaml, .yml, .json or .toml")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path} ({exc.strerror})") from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path} is not valid: {str(exc).splitlines()[0]}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid: {first}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -96,13 +146,17 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = read_config_file(args.config) if args.config else {}
+def _overrides(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
+    """File settings, then ``--set``, ``--seed`` and ``--device``."""
+    out = dict(settings)
     for item in args.set:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
     if args.seed is not None:
         out["seed"] = args.seed
     if args.device is not None:
@@ -110,87 +164,123 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def check_device(device: str) -> None:
-    import torch
+def _pick(flag: str | None, from_file: Any, what: str, default: str | None) -> str | None:
+    if from_file is not None and not isinstance(from_file, str):
+        raise ConfigError(f"the config file's {what!r} must be a string, got {from_file!r}")
+    if flag and from_file and flag != from_file:
+        raise ConfigError(f"the command names {what} {flag!r} but the config file {from_file!r}")
+    return flag or from_file or default
 
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was requested but no CUDA device is available")
+
+def _print_list() -> None:
+    from sntkit.experiments.registry import experiments
+
+    exps = experiments()
+    width = max((len(e.name) for e in exps), default=10) + 2
+    for exp in exps:
+        kind = " (point function)" if exp.kind == "point" else ""
+        print(f"{exp.name:{width}s}{exp.description}{kind}  [scales: {', '.join(exp.scales)}]")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from sntkit.experiments.registry import REGISTRY, get_experiment, load_builtin_experiments
-    from sntkit.experiments.run import Run, default_out_dir
+    from sntkit.experiments.registry import get_experiment
+    from sntkit.experiments.run import default_out_dir, finished_summary
 
     if args.list:
-        load_builtin_experiments()
-        for name in sorted(REGISTRY):
-            exp = REGISTRY[name]
-            print(f"{name:20s} {exp.description}  [scales: {', '.join(exp.scales)}]")
+        _print_list()
         return 0
-    if not args.name:
+    settings = read_config_file(args.config) if args.config else {}
+    name = _pick(args.name, settings.pop("experiment", None), "experiment", None)
+    scale = _pick(args.scale, settings.pop("scale", None), "scale", "quick")
+    settings.pop("versions", None)
+    if not name:
         raise ConfigError("name an experiment (sntkit reproduce --list shows them)")
-    exp = get_experiment(args.name)
-    config = exp.config(args.scale, overrides_from(args))
-    check_device(config["device"])
-    out = args.out or default_out_dir(exp.name, args.scale, config["seed"])
-    run = Run(out, config, resume=args.resume, checkpoint_every=exp.checkpoint_every)
-    summary = exp.fn(config, run)
-    print(
-        json.dumps(
-            {k: v for k, v in summary.items() if not isinstance(v, list | dict)},
-            indent=2,
-            default=str,
-        )
-    )
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    exp = get_experiment(name)
+    config = exp.config(scale, _overrides(args, settings))
+    out = args.out or default_out_dir(exp.name, scale, config["seed"])
+    if args.resume and finished_summary(out) is not None:
+        print(f"sntkit: note: {out} is already finished (delete its summary.json to recompute "
+              "its last part)", file=sys.stderr)  # fmt: skip
+    summary = exp.execute(config, out, resume=args.resume, keep=args.keep_checkpoints)
+    scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+    print(json.dumps(scalars, indent=2, default=str))
     print(f"results in {out}")
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from sntkit.experiments.sweep import parse_grid, run_sweep
+    from sntkit.experiments.sweep import parse_grid, run_sweep, split_sweep_spec
 
-    grid = parse_grid(args.grid)
-    run_sweep(
-        args.name,
+    data = read_config_file(args.config) if args.config else {}
+    file_name, file_scale, grid, settings = split_sweep_spec(data)
+    name = _pick(args.name, file_name, "experiment", None)
+    if not name:
+        raise ConfigError("name an experiment (or give 'experiment:' in the sweep file)")
+    scale = _pick(args.scale, file_scale, "scale", "quick")
+    grid = grid | parse_grid(args.grid)
+    table = run_sweep(
+        name,
         grid,
-        scale=args.scale,
-        base=overrides_from(args),
+        scale=scale,
+        base=_overrides(args, settings),
         out=args.out,
         scheduler=args.scheduler,
         workers=args.workers,
+        processes=not args.threads,
         retries=args.retries,
     )
-    return 0
+    counts = table.status.value_counts().to_dict()
+    ran = int((table.attempts > 0).sum())
+    print(
+        f"{len(table)} points: {counts.get('ok', 0)} ok ({len(table) - ran} finished before), "
+        f"{counts.get('failed', 0)} failed; table in {table.attrs['path']}"
+    )
+    for row in table[table.status == "failed"].itertuples():
+        print(f"failed: {row.folder}: {row.error}", file=sys.stderr)
+    return 1 if counts.get("failed", 0) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sntkit`` console script; returns the exit code."""
+    from sntkit.experiments import progress
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line error (or help/version)
-        return int(exc.code or 0)
+    except SystemExit as exc:  # argparse printed help, the version or its one-line error
+        return exc.code if isinstance(exc.code, int) else 0
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
+    if args.no_progress:
+        progress.set_enabled(False)
     try:
         return int(args.func(args))
     except (ConfigError, CheckpointError) as exc:
-        print(f"sntkit: error: {exc}", file=sys.stderr)
+        print(f"sntkit: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sntkit: interrupted; continue with the same command and --resume", file=sys.stderr)
+        hint = "--resume" if args.command == "reproduce" else "the same command"
+        print(f"sntkit: interrupted; continue with {hint}", file=sys.stderr)
         return 130
     except Exception as exc:
         if os.environ.get("SNTKIT_DEBUG"):
             raise
         print(
-            f"sntkit: error: {type(exc).__name__}: {exc} (SNTKIT_DEBUG=1 shows the traceback)",
+            f"sntkit: error: {type(exc).__name__}: {_one_line(exc)} "
+            "(SNTKIT_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return 1
+    finally:
+        if args.no_progress:
+            progress.set_enabled(None)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -1,9 +1,20 @@
 """Dynamics of recurrent maps: fixed points, normal forms, bifurcations, sNTK channels.
 
-Paper 000 (Hazelden & Shea-Brown 2026) throughout.
+Paper 000 (Hazelden & Shea-Brown 2026, bifurcations) throughout; the fixed-point weight
+construction is paper 004 App. A.2.1.
 """
 
-from sntkit.dynamics.bifurcations import Bifurcation, classify_change, interpolate, locate
+from sntkit.dynamics.bifurcations import (
+    Bifurcation,
+    PathScan,
+    Signature,
+    classify_change,
+    default_finder,
+    interpolate,
+    locate,
+    match_points,
+    scan,
+)
 from sntkit.dynamics.channels import (
     ChannelDecomposition,
     LandscapeFit,
@@ -13,10 +24,17 @@ from sntkit.dynamics.channels import (
     local_landscape,
 )
 from sntkit.dynamics.construction import fixed_point_weights, planar_teacher
-from sntkit.dynamics.fixed_points import FixedPoints, classify, find_fixed_points, linearize
+from sntkit.dynamics.fixed_points import (
+    FixedPoints,
+    classify,
+    find_fixed_points,
+    linearize,
+    solve_fixed_points,
+)
 from sntkit.dynamics.monitor import BifurcationMonitor
 from sntkit.dynamics.normal_forms import (
     NORMAL_FORMS,
+    Branch,
     NormalForm,
     figure2_data,
     stability_flip_closed_form,
@@ -26,13 +44,17 @@ __all__ = [
     "NORMAL_FORMS",
     "Bifurcation",
     "BifurcationMonitor",
+    "Branch",
     "ChannelDecomposition",
     "FixedPoints",
     "LandscapeFit",
     "NormalForm",
+    "PathScan",
+    "Signature",
     "channel_decomposition",
     "classify",
     "classify_change",
+    "default_finder",
     "eigenvalue_gradient",
     "figure2_data",
     "find_fixed_points",
@@ -42,6 +64,9 @@ __all__ = [
     "linearize",
     "local_landscape",
     "locate",
+    "match_points",
     "planar_teacher",
+    "scan",
+    "solve_fixed_points",
     "stability_flip_closed_form",
 ]

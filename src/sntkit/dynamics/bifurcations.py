@@ -1,24 +1,47 @@
-"""Locating and classifying bifurcations along a parameter path (paper 000 §2–3).
+"""Locating and classifying bifurcations of fixed points along a parameter path (paper 000 §2–3).
 
 Between two parameter points ``θ_0`` and ``θ_1`` (e.g. consecutive checks during training) the
-path ``θ(s) = θ_0 + s (θ_1 − θ_0)`` is examined through the *signature* of the fixed-point set:
-the number of fixed points and, for each, the signs of the test functions ``det(J − I)`` (a real
-eigenvalue crossing ``+1``: fold, pitchfork, transcritical) and ``det(J + I)`` (crossing ``−1``:
-period doubling), and the number of eigenvalues outside the unit circle (which changes by two
-when a complex pair crosses it: Neimark–Sacker). Complex pairs colliding into real pairs (or the
-reverse) change none of these, so they are not mistaken for bifurcations. Bisection on ``s``
-brackets the change to ``tol``, and the two sides of the bracket classify it:
+straight path ``θ(s) = θ_0 + s (θ_1 − θ_0)``, ``s ∈ [0, 1]``, is examined through the *signature*
+of the fixed-point set: the number of fixed points and, per point (of a map, eigenvalues ``λ``
+of ``J = D_h F``),
 
-* two points more (fewer) and a continuing point whose real eigenvalue crosses ``+1``:
-  **pitchfork** (the new pair straddles the continuing point; with it symmetric within
-  ``symmetry_tol`` the pitchfork is exact, otherwise **pitchfork (imperfect)**);
-* two points more (fewer) with no such crossing: **saddle-node** — unless a continuing point
-  has a real eigenvalue within ``imperfect_tol`` of ``+1`` at the event, which is how the
-  symmetry-broken (``b ≠ 0``) pitchfork unfolds: **pitchfork (imperfect)**;
-* the same number of points and a real eigenvalue crossing ``+1``: **transcritical**;
-* a real eigenvalue crossing ``−1``: **period doubling**;
-* a complex pair crossing ``|λ| = 1``: **Neimark–Sacker**;
-* anything else (e.g. the finder missed a point on one side): **unclassified**.
+* the sign of the fold test function ``det(J − I) = Π(λ − 1)``, i.e. ``(−1)^{#real λ < 1}``:
+  it changes when a real eigenvalue crosses ``+1`` (saddle-node, pitchfork, transcritical);
+* the sign of the flip test function ``det(J + I)``, ``(−1)^{#real λ < −1}``: a real eigenvalue
+  crossing ``−1`` (period doubling);
+* the number of eigenvalues outside the unit circle: it changes by two, with both signs above
+  unchanged, when a complex pair crosses ``|λ| = 1`` (Neimark–Sacker).
+
+Complex pairs colliding into real pairs (or splitting) change none of these, so they are not
+mistaken for bifurcations. Signs are computed from eigenvalue counts, which is exact where the
+determinants would be rounding-dominated. Points at two parameter values are matched by the
+greedy nearest pairs on distance of locations plus (as a tie-breaker) of their leading
+eigenvalues (:func:`match_points`).
+
+**Localization.** Where the signatures at the two ends differ, the interval is bisected (every
+sub-interval whose ends differ is split) down to width ``tol`` in ``s``; each fixed-point solve is
+seeded with every point found so far on the path, so a point the finder happened to miss at one
+parameter value does not pose as a bifurcation. Events whose signatures agree at the two ends
+(e.g. a pair created and destroyed again between two checks) are not seen.
+
+**Classification** from the two sides of a bracket (``dn`` = change in the number of points):
+
+* ``|dn| = 2`` and a continuing point's real eigenvalue crosses ``+1``: **pitchfork** when the
+  new (or vanishing) pair is symmetric about that point — ``‖(a + b)/2 − c‖ <= symmetry_tol ·
+  ‖a − b‖/2`` — else **pitchfork (imperfect)**;
+* ``|dn| = 2`` with no continuing crossing: **saddle-node** (fold; the critical point is the
+  member of the pair whose real eigenvalue is nearest ``+1``), unless it is the fold of a
+  symmetry-broken pitchfork: a continuing point ``c`` (the nearest one) has a real eigenvalue
+  ``λ_c`` with ``|λ_c − 1| <= imperfect_tol`` *and* the fold point lies along ``c``'s critical
+  eigenvector ``v_c`` (``|cos∠(h_fold − c, v_c)| >= align_tol``) — the geometry of the
+  unfolding ``h' = g h − h³ + b``, where the pair is born on the far side of a continued branch
+  whose multiplier ``1 − O(b^{2/3})`` is itself near ``+1`` — then **pitchfork (imperfect)**;
+* ``dn = 0`` and two matched points cross ``+1`` together: **transcritical** (exchange of
+  stability); only one: **stability flip** (a real eigenvalue through ``+1`` with no branch
+  found, as in the linear ``h' = g h`` or when the new branch lies beyond the finder's reach);
+* ``dn = 0`` and a real eigenvalue crosses ``−1``: **period doubling**;
+* ``dn = 0`` and a complex pair crosses ``|λ| = 1``: **Neimark–Sacker**;
+* anything else: **unclassified** (e.g. several events within one bracket).
 """
 
 from __future__ import annotations
@@ -29,50 +52,102 @@ from typing import Any
 
 import torch
 
-from sntkit.dynamics.fixed_points import FixedPoints, find_fixed_points
+from sntkit.dynamics.fixed_points import FixedPoints, solve_fixed_points
 from sntkit.models.cell import Cell
 
 Params = dict[str, torch.Tensor]
+Finder = Callable[[Cell, Params, "torch.Tensor | None", "torch.Tensor | None"], FixedPoints]
+
+#: weight of the leading-eigenvalue distance in the matching cost (locations weigh 1)
+EIG_WEIGHT = 1e-3
+IMAG_TOL = 1e-9
 
 
-@dataclass
+@dataclass(frozen=True)
 class Signature:
-    """Counts that change at codimension-one bifurcations of fixed points."""
+    """Counts that change at codimension-one bifurcations of fixed points (module docstring)."""
 
     points: FixedPoints
-    # per point: sign of det(J − I), sign of det(J + I), number of |λ| > 1
-    det_minus: list[int] = field(default_factory=list)
-    det_plus: list[int] = field(default_factory=list)
-    outside: list[int] = field(default_factory=list)
+    fold_sign: torch.Tensor  # (n,) sign det(J − I)
+    flip_sign: torch.Tensor  # (n,) sign det(J + I)
+    outside: torch.Tensor  # (n,) #{|λ| > 1}
 
     @classmethod
-    def of(cls, points: FixedPoints, imag_tol: float = 1e-8) -> Signature:
-        sig = cls(points)
-        for ev in points.eigvals:
-            real = ev.imag.abs() <= imag_tol
-            # complex pairs contribute |λ ∓ 1|² > 0, so only real eigenvalues set the signs
-            sig.det_minus.append(1 - 2 * (int((real & (ev.real < 1)).sum()) % 2))
-            sig.det_plus.append(1 - 2 * (int((real & (ev.real < -1)).sum()) % 2))
-            sig.outside.append(int((ev.abs() > 1).sum()))
-        return sig
+    def of(cls, points: FixedPoints, imag_tol: float = IMAG_TOL) -> Signature:
+        ev = points.eigvals
+        real = ev.imag.abs() <= imag_tol
+        below_one = (real & (ev.real < 1)).sum(1)
+        below_minus_one = (real & (ev.real < -1)).sum(1)
+        return cls(
+            points,
+            1 - 2 * (below_one % 2),
+            1 - 2 * (below_minus_one % 2),
+            (ev.abs() > 1).sum(1),
+        )
 
-    def counts(self, i: int) -> tuple[int, int, int]:
-        return self.det_minus[i], self.det_plus[i], self.outside[i]
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @property
+    def degenerate(self) -> bool:
+        """Some eigenvalue lies within the points' ``margin`` of the unit circle.
+
+        The signs above are then ambiguous (the parameters sit on the bifurcation itself, e.g.
+        ``λ = 1`` exactly), so such a parameter point is a poor end of a bracket.
+        """
+        m = self.points.margin
+        return bool(((self.points.eigvals.abs() - 1).abs() <= m).any()) if len(self) else False
+
+    def key(self, i: int) -> tuple[int, int, int]:
+        return int(self.fold_sign[i]), int(self.flip_sign[i]), int(self.outside[i])
 
     def differs(self, other: Signature) -> bool:
-        """A different number of points, or a matched point whose eigenvalue counts changed.
+        """A different number of points, or a matched pair whose counts differ.
 
-        Points are matched by location, not compared as a multiset: in a transcritical
-        bifurcation two points exchange their stability and the multiset stays the same.
+        Points are matched, not compared as a multiset: in a transcritical bifurcation two
+        points exchange their stability and the multiset of counts stays the same.
         """
-        if len(self.points) != len(other.points):
+        if len(self) != len(other):
             return True
-        return any(self.counts(i) != other.counts(j) for i, j in _match(self.points, other.points))
+        return any(self.key(i) != other.key(j) for i, j in match_points(self.points, other.points))
+
+
+def match_points(a: FixedPoints, b: FixedPoints) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of two point sets (``min(len(a), len(b))`` pairs).
+
+    Cost: ``‖x_a − x_b‖ + EIG_WEIGHT · ‖Λ_a − Λ_b‖`` with ``Λ`` the (up to) four leading
+    eigenvalues by modulus (a tie-breaker). Pairs are taken cheapest first. Greedy rather than a
+    minimum-total assignment on purpose: a point that persists (cost ~0) is matched to itself even
+    when another point moves through it, as in a transcritical exchange of stability, where the
+    minimum total cost can pair the two points crosswise and hide the exchange.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return []
+    k = min(4, a.dim)
+    cost = torch.cdist(a.locations, b.locations)
+    ea, eb = a.eigvals[:, :k], b.eigvals[:, :k]
+    cost = cost + EIG_WEIGHT * (ea[:, None, :] - eb[None, :, :]).abs().square().sum(-1).sqrt()
+    pairs: list[tuple[int, int]] = []
+    used_a, used_b = set(), set()
+    for flat in torch.argsort(cost.reshape(-1), stable=True).tolist():
+        i, j = divmod(flat, cost.shape[1])
+        if i not in used_a and j not in used_b:
+            pairs.append((i, j))
+            used_a.add(i)
+            used_b.add(j)
+            if len(pairs) == min(cost.shape):
+                break
+    return pairs
 
 
 @dataclass
 class Bifurcation:
-    """A located bifurcation: ``kind`` at ``s`` between two parameter points."""
+    """A located bifurcation: ``kind`` at ``s`` in ``s_bracket`` of the path ``θ(s)``.
+
+    ``critical_eigenvalue`` is ``(Re λ_c, Im λ_c)``, ``critical_point`` the fixed point that
+    carries it; ``before``/``after`` summarize the fixed points at the bracket's ends
+    (locations, stability labels, counts). ``step`` is the training step (set by the monitor).
+    """
 
     kind: str
     s: float
@@ -85,66 +160,103 @@ class Bifurcation:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable record (plain floats, ints, strings and lists)."""
         return {
             "step": self.step,
             "kind": self.kind,
-            "s": self.s,
-            "s_bracket": list(self.s_bracket),
-            "critical_eigenvalue": list(self.critical_eigenvalue),
-            "critical_point": self.critical_point,
+            "s": float(self.s),
+            "s_bracket": [float(v) for v in self.s_bracket],
+            "critical_eigenvalue": [float(v) for v in self.critical_eigenvalue],
+            "critical_point": [float(v) for v in self.critical_point],
             "before": self.before,
             "after": self.after,
             **self.extra,
         }
 
 
+@dataclass
+class PathScan:
+    """The result of :func:`scan`: events and the fixed points at both ends of the path."""
+
+    events: list[Bifurcation]
+    start: Signature
+    end: Signature
+    samples: dict[float, Signature]
+
+
 def interpolate(p0: Mapping[str, torch.Tensor], p1: Mapping[str, torch.Tensor], s: float) -> Params:
-    """``θ(s) = θ_0 + s (θ_1 − θ_0)``."""
-    return {k: p0[k] + s * (p1[k] - p0[k]) for k in p0}
+    """``θ(s) = θ_0 + s (θ_1 − θ_0)`` for every parameter of ``p0``."""
+    missing = [k for k in p0 if k not in p1]
+    if missing:
+        raise ValueError(f"p1 is missing parameters {missing} of p0")
+    return {k: p0[k] + s * (p1[k].to(p0[k]) - p0[k]) for k in p0}
 
 
-def locate(
+def default_finder(
+    num_random: int = 16, scale: float = 1.0, seed: int = 0, **kwargs: Any
+) -> Finder:
+    """A finder for :func:`scan`: the given seeds plus ``num_random`` ``N(0, scale²)`` states."""
+
+    def find(cell: Cell, params: Params, x: torch.Tensor | None, seeds: torch.Tensor | None):
+        g = torch.Generator().manual_seed(seed)
+        rand = scale * torch.randn(num_random, cell.n_state, generator=g, dtype=torch.float64)
+        inits = rand if seeds is None or seeds.numel() == 0 else torch.cat([seeds.cpu(), rand])
+        return solve_fixed_points(cell, params, x, inits, **kwargs)
+
+    return find
+
+
+def scan(
     cell: Cell,
     p0: Mapping[str, torch.Tensor],
     p1: Mapping[str, torch.Tensor],
     *,
     x: torch.Tensor | None = None,
     tol: float = 1e-3,
-    finder: Callable[..., FixedPoints] | None = None,
-    symmetry_tol: float = 0.05,
+    finder: Finder | None = None,
     warm: torch.Tensor | None = None,
-) -> list[Bifurcation]:
-    """All signature changes on ``θ(s)``, ``s ∈ [0, 1]``, bracketed to ``tol`` and classified.
+    symmetry_tol: float = 0.05,
+    imperfect_tol: float = 0.3,
+    align_tol: float = 0.9,
+) -> PathScan:
+    """Locate (to ``tol`` in ``s``) and classify every signature change on ``θ(s)``.
 
-    ``finder(cell, params, x, warm)`` returns the fixed points at ``params`` (default:
-    :func:`find_fixed_points` warm-started from ``warm`` plus a few random states); every
-    evaluation is seeded with all points found so far on the path (and ``warm``).
+    ``finder(cell, params, x, seeds)`` returns the fixed points at ``params`` (default:
+    :func:`default_finder`); ``warm`` ``(k, N)`` are extra seeds (e.g. known points).
     """
-    find = finder or _default_finder
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol}")
+    find = finder or default_finder()
+    p0 = {k: v.detach().to(torch.float64) for k, v in p0.items()}
+    p1 = {k: v.detach().to(torch.float64) for k, v in p1.items()}
     cache: dict[float, Signature] = {}
-    known = [] if warm is None else [warm]
+    known: list[torch.Tensor] = [] if warm is None else [warm.detach().to(torch.float64).cpu()]
 
-    def sig(s: float, _: torch.Tensor | None = None) -> Signature:
-        # every evaluation starts from all points seen so far on the path, so a point the
-        # finder happened to miss at one parameter value is not mistaken for a bifurcation
+    def seeds() -> torch.Tensor | None:
+        if not known:
+            return None
+        # near-duplicates add nothing but cost: keep one seed per 1e-6 cell
+        allp = torch.cat(known)
+        return torch.unique(torch.round(allp * 1e6) / 1e6, dim=0)
+
+    def sig(s: float) -> Signature:
         if s not in cache:
-            seeds = torch.cat(known) if known else None
-            cache[s] = Signature.of(find(cell, interpolate(p0, p1, s), x, seeds))
-            if len(cache[s].points):
-                known.append(cache[s].points.locations)
+            cache[s] = Signature.of(find(cell, interpolate(p0, p1, s), x, seeds()))
+            if len(cache[s]):
+                known.append(cache[s].points.locations.cpu())
         return cache[s]
 
-    # settle the end points first: recompute each with the other's points as seeds
-    for _ in range(2):
-        for end in (0.0, 1.0):
-            cache.pop(end, None)
-            sig(end)
+    # settle the ends first: re-solve each with the other's points as seeds
+    sig(0.0), sig(1.0)
+    for end in (0.0, 1.0):
+        del cache[end]
+        sig(end)
 
     brackets: list[tuple[float, float]] = []
     _bisect(sig, 0.0, 1.0, tol, brackets)
-    # Samples landing in the tiny degenerate zone around the bifurcation itself (where the two
+    # samples landing in the tiny degenerate zone at the bifurcation itself (where the two
     # colliding points are one, e.g. exactly at a transcritical) split one event into two
-    # brackets around an unchanged middle stretch: join them and classify from the outer ends.
+    # brackets around an unchanged stretch: join them and classify from the outer ends
     merged: list[tuple[float, float]] = []
     for lo, hi in brackets:
         if (
@@ -155,67 +267,53 @@ def locate(
             merged[-1] = (merged[-1][0], hi)
         else:
             merged.append((lo, hi))
-    events = []
-    for lo, hi in merged:
-        if cache[lo].differs(cache[hi]):
-            events.append(classify_change(cache[lo], cache[hi], lo, hi, symmetry_tol))
-    return events
+    events = [
+        classify_change(cache[lo], cache[hi], lo, hi, symmetry_tol, imperfect_tol, align_tol)
+        for lo, hi in merged
+        if cache[lo].differs(cache[hi])
+    ]
+    return PathScan(events, cache[0.0], cache[1.0], dict(sorted(cache.items())))
 
 
-def _bisect(sig, lo: float, hi: float, tol: float, brackets: list) -> None:
-    """Find every sub-interval of width <= tol over which the signature changes."""
-    a, b = sig(lo), sig(hi)
-    if not a.differs(b):
+def locate(
+    cell: Cell,
+    p0: Mapping[str, torch.Tensor],
+    p1: Mapping[str, torch.Tensor],
+    **kwargs: Any,
+) -> list[Bifurcation]:
+    """The bifurcations on ``θ(s) = θ_0 + s (θ_1 − θ_0)`` (see :func:`scan` for the arguments)."""
+    return scan(cell, p0, p1, **kwargs).events
+
+
+def _bisect(sig: Callable[[float], Signature], lo: float, hi: float, tol: float, out: list) -> None:
+    """Append every sub-interval of width <= tol over which the signature changes."""
+    if not sig(lo).differs(sig(hi)):
         return
     if hi - lo <= tol:
-        brackets.append((lo, hi))
+        out.append((lo, hi))
         return
     mid = 0.5 * (lo + hi)
-    sig(mid)
-    _bisect(sig, lo, mid, tol, brackets)
-    _bisect(sig, mid, hi, tol, brackets)
+    _bisect(sig, lo, mid, tol, out)
+    _bisect(sig, mid, hi, tol, out)
 
 
-def _default_finder(
-    cell: Cell, params: Params, x: torch.Tensor | None, warm: torch.Tensor | None
-) -> FixedPoints:
-    N = cell.n_state
-    g = torch.Generator().manual_seed(0)
-    extra = 2.0 * torch.randn(32, N, generator=g, dtype=torch.float64)
-    inits = (
-        extra
-        if warm is None or warm.numel() == 0
-        else torch.cat(
-            [warm + 1e-3 * torch.randn(warm.shape, generator=g, dtype=torch.float64), extra]
-        )
-    )
-    return find_fixed_points(cell, x, inits, params=params, opt_steps=200)
-
-
-def _match(a: FixedPoints, b: FixedPoints) -> list[tuple[int, int]]:
-    """Greedy nearest-neighbour pairs between the two point sets."""
-    if len(a) == 0 or len(b) == 0:
-        return []
-    d = torch.cdist(a.locations, b.locations)
-    pairs, used_a, used_b = [], set(), set()
-    for flat in torch.argsort(d.reshape(-1)).tolist():
-        i, j = divmod(flat, d.shape[1])
-        if i in used_a or j in used_b:
-            continue
-        pairs.append((i, j))
-        used_a.add(i)
-        used_b.add(j)
-    return pairs
-
-
-def _crossing(ev: torch.Tensor, target: str) -> complex:
+def _nearest(ev: torch.Tensor, target: str) -> complex:
+    """The eigenvalue of ``ev`` (N,) nearest ``+1``/``−1`` among real ones, or ``|λ| = 1``
+    among complex ones (falling back to all eigenvalues when there is no such kind)."""
+    real = ev.imag.abs() <= IMAG_TOL
     if target == "+1":
-        dist = (ev - 1).abs() + 1e3 * (ev.imag.abs() > 1e-8)
+        dist, pool = (ev - 1).abs(), real
     elif target == "-1":
-        dist = (ev + 1).abs() + 1e3 * (ev.imag.abs() > 1e-8)
+        dist, pool = (ev + 1).abs(), real
     else:
-        dist = (ev.abs() - 1).abs() + 1e3 * (ev.imag.abs() <= 1e-8)
+        dist, pool = (ev.abs() - 1).abs(), ~real
+    if bool(pool.any()):
+        dist = torch.where(pool, dist, torch.full_like(dist, torch.inf))
     return complex(ev[int(dist.argmin())])
+
+
+def _closer(a: complex, b: complex, target: complex) -> complex:
+    return a if abs(a - target) <= abs(b - target) else b
 
 
 def classify_change(
@@ -225,75 +323,91 @@ def classify_change(
     hi: float,
     symmetry_tol: float = 0.05,
     imperfect_tol: float = 0.3,
+    align_tol: float = 0.9,
 ) -> Bifurcation:
-    """Classify the change between two bracketing signatures (see module docstring)."""
+    """Classify the change between the signatures at ``s = lo`` and ``s = hi`` (module rules)."""
     A, B = before.points, after.points
     dn = len(B) - len(A)
-    pairs = _match(A, B)
-    crossed: dict[str, tuple[int, int] | None] = {"+1": None, "-1": None, "circle": None}
-    for i, j in pairs:
-        flips = before.det_minus[i] != after.det_minus[j] or before.det_plus[i] != after.det_plus[j]
-        for key, cnt_a, cnt_b in (
-            ("+1", before.det_minus[i], after.det_minus[j]),
-            ("-1", before.det_plus[i], after.det_plus[j]),
-            ("circle", before.outside[i], after.outside[j]),
-        ):
-            # a change of the count outside the circle is a Neimark–Sacker crossing only when no
-            # real eigenvalue crossed ±1 at the same point
-            if cnt_a != cnt_b and crossed[key] is None and not (key == "circle" and flips):
-                crossed[key] = (i, j)
-    kind, lam, point = "unclassified", complex("nan"), None
-    larger = B if dn > 0 else A
-    matched = {j for _, j in pairs} if dn > 0 else {i for i, _ in pairs}
+    pairs = match_points(A, B)
+    fold = [(i, j) for i, j in pairs if int(before.fold_sign[i]) != int(after.fold_sign[j])]
+    flip = [(i, j) for i, j in pairs if int(before.flip_sign[i]) != int(after.flip_sign[j])]
+    circle = [
+        (i, j)
+        for i, j in pairs
+        if int(before.outside[i]) != int(after.outside[j]) and (i, j) not in fold + flip
+    ]
+    kind, lam, point, extra = "unclassified", complex("nan"), None, {}
+    larger, grow = (B, True) if dn > 0 else (A, False)
+    matched = {j if grow else i for i, j in pairs}
     new = [k for k in range(len(larger)) if k not in matched]
+
+    def center(i: int, j: int) -> tuple[complex, torch.Tensor]:
+        la, lb = _nearest(A.eigvals[i], "+1"), _nearest(B.eigvals[j], "+1")
+        return (la, A.locations[i]) if _closer(la, lb, 1) == la else (lb, B.locations[j])
+
     if abs(dn) == 2 and len(new) == 2:
         a, b = larger.locations[new[0]], larger.locations[new[1]]
-        if crossed["+1"] is not None:
-            i, j = crossed["+1"]
-            point = B.locations[j]
-            half = max(float((a - b).norm()) / 2, 1e-12)
-            asym = float((0.5 * (a + b) - point).norm()) / half
+        if fold:
+            i, j = fold[0]
+            lam, point = center(i, j)
+            c = (B if grow else A).locations[j if grow else i]
+            half = max(float((a - b).norm()) / 2, 1e-300)
+            asym = float((0.5 * (a + b) - c).norm()) / half
             kind = "pitchfork" if asym <= symmetry_tol else "pitchfork (imperfect)"
-            lam = _crossing(B.eigvals[j], "+1")
+            extra = {"asymmetry": asym, "new_pair_stable": bool(larger.stable[new].all())}
         else:
-            # the critical point is the member of the newborn (or dying) pair whose eigenvalue
-            # is nearest +1 (the pair coincides at the fold)
-            lams = [_crossing(larger.eigvals[k], "+1") for k in new]
-            k = min(range(2), key=lambda m: abs(lams[m] - 1))
-            kind, point, lam = "saddle-node", larger.locations[new[k]], lams[k]
-            near = [
-                float((_crossing(B.eigvals[j], "+1") - 1).real)
-                for _, j in pairs
-                if B.eigvals.shape[0]
-            ]
-            if near and max(near) >= -imperfect_tol:
-                kind = "pitchfork (imperfect)"
-    elif dn == 0:
-        for key, name in (
-            ("+1", "transcritical"),
-            ("-1", "period doubling"),
-            ("circle", "Neimark–Sacker"),
-        ):
-            if crossed[key] is not None:
-                _, j = crossed[key]
-                kind, point = name, B.locations[j]
-                lam = _crossing(B.eigvals[j], key)
-                break
+            lams = [_nearest(larger.eigvals[k], "+1") for k in new]
+            m = 0 if abs(lams[0] - 1) <= abs(lams[1] - 1) else 1
+            kind, point, lam = "saddle-node", larger.locations[new[m]], lams[m]
+            cont = [j if grow else i for i, j in pairs]
+            if cont:
+                d = (larger.locations[cont] - point).norm(dim=1)
+                c = cont[int(d.argmin())]
+                ev = larger.eigvals[c]
+                real = ev.imag.abs() <= IMAG_TOL
+                dist = torch.where(real, (ev - 1).abs(), torch.full_like(ev.real, torch.inf))
+                k = int(dist.argmin())
+                v = larger.right[c][:, k].real
+                offset = point - larger.locations[c]
+                cos = float((offset @ v).abs() / (offset.norm() * v.norm()).clamp_min(1e-300))
+                if float(dist[k]) <= imperfect_tol and cos >= align_tol:
+                    kind = "pitchfork (imperfect)"
+                extra = {"continued_eigenvalue": float(ev[k].real), "alignment": cos}
+    elif dn == 0 and fold:
+        lams = [center(i, j) for i, j in fold]
+        lam, point = min(lams, key=lambda t: abs(t[0] - 1))
+        kind = "transcritical" if len(fold) >= 2 else "stability flip"
+    elif dn == 0 and flip:
+        i, j = flip[0]
+        la, lb = _nearest(A.eigvals[i], "-1"), _nearest(B.eigvals[j], "-1")
+        lam = _closer(la, lb, -1)
+        point = A.locations[i] if lam == la else B.locations[j]
+        kind = "period doubling"
+    elif dn == 0 and circle:
+        i, j = circle[0]
+        la, lb = _nearest(A.eigvals[i], "circle"), _nearest(B.eigvals[j], "circle")
+        lam = la if abs(abs(la) - 1) <= abs(abs(lb) - 1) else lb
+        point = A.locations[i] if lam == la else B.locations[j]
+        kind = "Neimark–Sacker"
     return Bifurcation(
         kind=kind,
         s=0.5 * (lo + hi),
         s_bracket=(lo, hi),
         critical_eigenvalue=(lam.real, lam.imag),
         critical_point=[] if point is None else point.tolist(),
-        before=_summary(before),
-        after=_summary(after),
+        before=summary(before.points),
+        after=summary(after.points),
+        extra=extra,
     )
 
 
-def _summary(sig: Signature) -> dict:
+def summary(points: FixedPoints) -> dict[str, Any]:
+    """JSON-friendly counts, labels and locations of a fixed-point set."""
     return {
-        "num_fixed_points": len(sig.points),
-        "num_stable": sig.points.num_stable,
-        "labels": list(sig.points.labels),
-        "locations": sig.points.locations.tolist(),
+        "num_fixed_points": len(points),
+        "num_stable": points.num_stable,
+        "num_unstable": points.num_unstable,
+        "labels": list(points.labels),
+        "locations": points.locations.tolist(),
+        "spectral_radius": points.spectral_radius().tolist(),
     }

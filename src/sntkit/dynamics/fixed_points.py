@@ -1,61 +1,112 @@
-"""Fixed points of recurrent maps and their stability (paper 000 §2, App. B).
+"""Fixed points of recurrent maps and their stability (paper 000 §2, App. B; paper 004 App. A.2.1).
 
-For ``F(h) = f(h, x; θ)`` with a constant input ``x`` (or none), fixed points ``F(h*) = h*`` are
-found from many initial states at once:
+For the one-step map ``F(h) = f(h, x; θ)`` of a cell with a constant input ``x`` (or none),
+fixed points ``F(h*) = h*`` are found from many initial states at once, all candidates in one
+batch:
 
-1. minimize the speed ``q(h) = ½‖F(h) − h‖²`` (summed over candidates, Adam) to get near them;
-2. polish by damped Newton on ``(D_h F − I) δ = −(F(h) − h)`` in float64 (batched solves,
-   step halving while ``q`` does not decrease);
-3. keep candidates with ``‖F(h) − h‖ <= residual_tol`` and merge two of them when they are
-   closer than ``dedup_tol · (1 + ‖h‖)`` *and* their midpoint is itself fixed to
-   ``residual_tol``: at a degenerate point (exactly at a pitchfork) Newton converges only
-   linearly and candidates stop at slightly different places of one flat fixed point, while two
-   distinct points close to each other (just after a bifurcation) are kept apart;
-4. classify each point by the eigenvalues ``λ`` of ``D_h F``, for *maps*: stable when all
-   ``|λ| < 1``, unstable directions are those with ``|λ| > 1`` (not ``Re λ < 0``), marginal when
-   some ``||λ| − 1| <= margin``.
+1. **minimize** the speed ``q(h) = ½‖F(h) − h‖²`` of all candidates at once (one batched
+   evaluation per iteration) and **polish** in float64 — both by one damped Newton /
+   Levenberg–Marquardt iteration on ``(D_h F − I) δ = −(F(h) − h)``: per candidate the full
+   Newton step, its halves (1/2, 1/4) and a Levenberg–Marquardt step
+   ``(AᵀA + μ s I) δ = −Aᵀr`` (``A = D_h F − I``, ``r = F(h) − h``, ``s = tr(AᵀA)/N``, ``μ``
+   adapted per candidate) are tried together and the first that lowers ``q`` is taken. Far from
+   a fixed point (large ``μ``) this is a descent on ``q``; near one (``μ → 0``) it is Newton's
+   method with quadratic convergence; where ``A`` is (nearly) singular the LM step still makes
+   progress. Jacobians come from ``vmap(jacrev(F))`` and the systems from batched
+   ``torch.linalg.solve_ex``. Candidates stop once converged to rounding or stalled (a slow
+   point: ``q`` stuck at a positive minimum). ``opt_steps > 0`` first runs Adam on the summed
+   ``q`` (the classic Sussillo–Barak descent), stopping early once no candidate halves its ``q``
+   within 25 steps; it is off by default because the damped iteration descends ``q`` itself and
+   was as reliable and 2–4× faster on the teacher and Memory-Pro GRUs;
+2. **seed** also ``h = 0`` (fixed for every map with ``f(0) = 0``, e.g. odd activations without
+   bias) and, after a first pass, the midpoints of the ``MAX_MIDPOINTS`` closest pairs of points
+   found: just past a pitchfork the middle branch has a basin of width ``~√|g − g*|`` (about the
+   outer pair's distance) under any descent on ``q`` and is otherwise easily missed;
+3. **drop** candidates that are not finite or whose residual ``‖F(h) − h‖`` exceeds
+   ``residual_tol`` (slow points, where ``q`` has a positive local minimum, end here);
+4. **merge** duplicates: two converged candidates ``a, b`` are one fixed point when
+   ``‖a − b‖ <= 1e-9 (1 + max(‖a‖, ‖b‖))``, or when ``‖a − b‖ <= dedup_tol (1 + max(‖a‖, ‖b‖))``
+   *and* their midpoint is itself fixed to ``residual_tol``. The second rule handles a degenerate
+   point (exactly at a pitchfork Newton converges only linearly, and candidates stop at slightly
+   different places of one flat fixed point) while two distinct points close to each other (just
+   after a bifurcation) stay apart, because between them ``F(h) − h`` does not vanish. Merging is
+   transitive (connected components); each cluster keeps its smallest-residual member;
+5. **linearize**: Jacobians ``J = D_h F(h*)``, eigenvalues sorted by decreasing ``|λ|``, right
+   and left eigenvectors, and a stability class per point — for *maps*, with ``|λ| < 1`` the
+   stability criterion (not ``Re λ < 0``), see :func:`classify`.
 
-Everything works on detached float64 copies of the parameters; the model is never touched.
+The model is never modified: the search runs on float64 copies of the parameters
+(:func:`sntkit.models.cell.detached_params`) through the pure ``cell.step(params, h, x)``.
+:func:`solve_fixed_points` takes a parameter dict directly (e.g. interpolated ``θ(s)`` during
+training), :func:`find_fixed_points` takes a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 import torch
 from torch.func import jacrev, vmap
 
 from sntkit.models.cell import Cell, detached_params
 from sntkit.models.torch_adapter import as_cell
 
+Map = Callable[[torch.Tensor], torch.Tensor]
+
 STABLE_LABELS = ("stable node", "stable focus")
+#: two candidates closer than this (relative) are the same point without further checks
+SAME_POINT_RTOL = 1e-9
+#: the midpoints of at most this many closest pairs of found points are extra Newton starts
+MAX_MIDPOINTS = 64
+#: Newton stops for a candidate whose q fell by less than 0.1% in this many iterations in a row
+STALL_ITERS = 4
 
 
 @dataclass(frozen=True)
 class FixedPoints:
-    """Fixed points with their linearization. ``n`` points of dimension ``N``.
+    """``n`` fixed points of dimension ``N`` with their linearization ``J = D_h F(h*)``.
 
-    ``eigvals`` (n, N) complex, sorted by decreasing ``|λ|``; ``right[i][:, j]`` and
-    ``left[i][j, :]`` are the matching right/left eigenvectors with ``left_j · right_j = 1``.
+    ``eigvals`` (n, N) complex, sorted by decreasing ``|λ|`` (conjugate pairs adjacent);
+    ``right[i][:, j]`` and ``left[i][j, :]`` are the matching right/left eigenvectors, normalized
+    so that ``left[i] @ right[i] = I`` (``u_j^T v_j = 1``). ``labels`` are the stability classes
+    of :func:`classify` and ``unstable_dims`` the number of ``|λ| > 1 + margin`` per point.
     """
 
     locations: torch.Tensor  # (n, N) float64
-    residuals: torch.Tensor  # (n,)  ‖F(h) − h‖
+    residuals: torch.Tensor  # (n,) ‖F(h) − h‖
     jacobians: torch.Tensor  # (n, N, N)
     eigvals: torch.Tensor  # (n, N) complex
-    right: torch.Tensor  # (n, N, N) complex, columns
-    left: torch.Tensor  # (n, N, N) complex, rows
+    right: torch.Tensor  # (n, N, N) complex, eigenvectors as columns
+    left: torch.Tensor  # (n, N, N) complex, eigenvectors as rows
     labels: tuple[str, ...]
-    unstable_dims: torch.Tensor  # (n,) int: number of |λ| > 1 + margin
+    unstable_dims: torch.Tensor  # (n,) int64
+    margin: float = 1e-6
 
     def __len__(self) -> int:
         return self.locations.shape[0]
 
     @property
+    def dim(self) -> int:
+        return self.locations.shape[1]
+
+    @property
     def stable(self) -> torch.Tensor:
-        """Boolean mask of stable points."""
+        """Boolean mask: every ``|λ| < 1 − margin``."""
         return torch.tensor([lab in STABLE_LABELS for lab in self.labels], dtype=torch.bool)
+
+    @property
+    def marginal(self) -> torch.Tensor:
+        """Boolean mask: no ``|λ| > 1 + margin`` but some ``||λ| − 1| <= margin``."""
+        return torch.tensor([lab == "marginal" for lab in self.labels], dtype=torch.bool)
+
+    @property
+    def unstable(self) -> torch.Tensor:
+        """Boolean mask: at least one ``|λ| > 1 + margin``."""
+        return self.unstable_dims > 0
 
     @property
     def num_stable(self) -> int:
@@ -63,78 +114,249 @@ class FixedPoints:
 
     @property
     def num_unstable(self) -> int:
-        return len(self) - self.num_stable
+        return int(self.unstable.sum())
+
+    @property
+    def num_marginal(self) -> int:
+        return int(self.marginal.sum())
 
     def spectral_radius(self) -> torch.Tensor:
-        """``max |λ|`` per point."""
+        """``max |λ|`` per point, ``(n,)``."""
         return self.eigvals.abs().amax(1) if len(self) else torch.zeros(0, dtype=torch.float64)
 
+    def nearest_to_circle(self) -> torch.Tensor:
+        """Per point the eigenvalue closest to the unit circle (``min ||λ| − 1|``), ``(n,)``."""
+        if not len(self):
+            return torch.zeros(0, dtype=torch.complex128)
+        j = (self.eigvals.abs() - 1).abs().argmin(1)
+        return self.eigvals.gather(1, j[:, None])[:, 0]
+
+    def test_functions(self) -> dict[str, torch.Tensor]:
+        """Continuous bifurcation test functions per point (paper 000 §2), each ``(n,)`` real.
+
+        * ``"fold"``: ``det(J − I) = Π(λ − 1)`` — vanishes when a real eigenvalue is ``+1``
+          (saddle-node, pitchfork, transcritical); its sign is ``(−1)^{#real λ < 1}``.
+        * ``"flip"``: ``det(J + I) = Π(λ + 1)`` — vanishes at ``λ = −1`` (period doubling).
+        * ``"neimark_sacker"``: ``|λ_c|² − 1`` for the complex pair closest to the unit circle
+          (``nan`` without complex eigenvalues). This is the one factor ``λ_c λ̄_c − 1`` of the
+          bialternate-product determinant ``det(J ⊙ J − I) = Π_{i<j}(λ_i λ_j − 1)`` that belongs
+          to a conjugate pair; the full determinant also vanishes at real pairs with
+          ``λ_i λ_j = 1`` (neutral saddles), which are not bifurcations, so it is not used.
+        """
+        ev = self.eigvals
+        n = len(self)
+        if n == 0:
+            empty = torch.zeros(0, dtype=torch.float64)
+            return {"fold": empty, "flip": empty, "neimark_sacker": empty}
+        fold = torch.prod(ev - 1, dim=1).real
+        flip = torch.prod(ev + 1, dim=1).real
+        complex_ = ev.imag.abs() > 0
+        mod2 = ev.abs().square() - 1
+        dist = torch.where(complex_, mod2.abs(), torch.full_like(mod2, torch.inf))
+        j = dist.argmin(1)
+        ns = torch.where(complex_.any(1), mod2.gather(1, j[:, None])[:, 0], torch.nan)
+        return {"fold": fold, "flip": flip, "neimark_sacker": ns}
+
+    def select(self, mask: torch.Tensor) -> FixedPoints:
+        """The points where the boolean ``mask`` (n,) is true (or at the given indices)."""
+        idx = mask.nonzero()[:, 0] if mask.dtype == torch.bool else mask
+        return FixedPoints(
+            self.locations[idx],
+            self.residuals[idx],
+            self.jacobians[idx],
+            self.eigvals[idx],
+            self.right[idx],
+            self.left[idx],
+            tuple(self.labels[int(i)] for i in idx),
+            self.unstable_dims[idx],
+            self.margin,
+        )
+
     def to_dict(self) -> dict:
-        """JSON-friendly summary (locations, residuals, labels, leading eigenvalues)."""
-        top = self.eigvals[:, :4] if len(self) else self.eigvals
+        """JSON-friendly summary: locations, residuals, labels, leading eigenvalues, tests."""
+        top = self.eigvals[:, :4]
+        tests = self.test_functions()
         return {
             "locations": self.locations.tolist(),
             "residuals": self.residuals.tolist(),
             "labels": list(self.labels),
             "unstable_dims": self.unstable_dims.tolist(),
             "leading_eigenvalues": [[[float(z.real), float(z.imag)] for z in row] for row in top],
+            "test_functions": {k: v.tolist() for k, v in tests.items()},
         }
 
 
 def classify(
     eigvals: torch.Tensor, margin: float = 1e-6, imag_tol: float = 1e-9
 ) -> tuple[list[str], torch.Tensor]:
-    """Stability labels and unstable dimensions from eigenvalues ``(n, N)`` sorted by ``|λ|``."""
+    """Stability classes of fixed points of a *map* from eigenvalues ``(n, N)`` sorted by ``|λ|``.
+
+    With ``k = #{|λ| > 1 + margin}`` (the unstable dimension; ``|λ| < 1`` is stable for maps,
+    whatever the sign of ``Re λ``):
+
+    * ``k = 0`` and some ``||λ| − 1| <= margin``: ``"marginal"``;
+    * ``k = 0``: ``"stable focus"`` if the slowest (largest ``|λ|``) eigenvalue is complex
+      (``|Im λ| > imag_tol``), else ``"stable node"``;
+    * ``k = N``: ``"unstable focus"`` / ``"unstable node"`` by the same rule;
+    * otherwise ``"saddle (k unstable)"`` (also when other eigenvalues are marginal).
+
+    Returns the labels and ``k`` per point.
+    """
+    if eigvals.ndim != 2:
+        raise ValueError(f"eigvals must be (n, N), got shape {tuple(eigvals.shape)}")
     mod = eigvals.abs()
     unstable = (mod > 1 + margin).sum(1)
     marginal = ((mod - 1).abs() <= margin).any(1)
+    lead_complex = eigvals[:, 0].imag.abs() > imag_tol if eigvals.shape[1] else unstable > 0
+    N = eigvals.shape[1]
     labels = []
-    for i in range(eigvals.shape[0]):
-        lead_complex = bool(eigvals[i, 0].imag.abs() > imag_tol)
-        k, n = int(unstable[i]), eigvals.shape[1]
-        if bool(marginal[i]) and k == 0:
-            labels.append("marginal")
-        elif k == 0:
-            labels.append("stable focus" if lead_complex else "stable node")
-        elif k == n:
-            labels.append("unstable focus" if lead_complex else "unstable node")
+    for k, marg, cplx in zip(
+        unstable.tolist(), marginal.tolist(), lead_complex.tolist(), strict=True
+    ):
+        if k == 0:
+            labels.append("marginal" if marg else ("stable focus" if cplx else "stable node"))
+        elif k == N:
+            labels.append("unstable focus" if cplx else "unstable node")
         else:
             labels.append(f"saddle ({k} unstable)")
     return labels, unstable
+
+
+def step_map(cell: Cell, params: Mapping[str, torch.Tensor], x: torch.Tensor | None) -> Map:
+    """``h ↦ cell.step(params, h, x)`` for ``h`` of shape ``(..., N)`` and a constant ``x``."""
+
+    def F(h: torch.Tensor) -> torch.Tensor:
+        xi = None if x is None else x.expand(*h.shape[:-1], x.shape[-1])
+        return cell.step(params, h, xi)
+
+    return F
 
 
 def linearize(
     cell: Cell,
     params: Mapping[str, torch.Tensor],
     points: torch.Tensor,
-    x: torch.Tensor | None,
+    x: torch.Tensor | None = None,
     margin: float = 1e-6,
 ) -> FixedPoints:
-    """Jacobians, eigen-decompositions and labels at given points (no search)."""
-    F = _map(cell, params, x)
+    """Jacobians, eigen-decompositions and stability classes at given points ``(n, N)``.
+
+    No search: ``points`` are taken as they are (their residuals are reported). ``params`` and
+    ``x`` are used as given (pass float64 for float64 results).
+    """
+    F = step_map(cell, params, x)
     n, N = points.shape
     if n == 0:
-        empty = torch.zeros(0, N, dtype=points.dtype)
-        cz = torch.zeros(0, N, N, dtype=torch.complex128)
+        cz = torch.zeros(0, N, N, dtype=torch.complex128, device=points.device)
         return FixedPoints(
-            empty,
-            torch.zeros(0, dtype=points.dtype),
-            torch.zeros(0, N, N, dtype=points.dtype),
-            torch.zeros(0, N, dtype=torch.complex128),
+            points,
+            torch.zeros(0, dtype=points.dtype, device=points.device),
+            torch.zeros(0, N, N, dtype=points.dtype, device=points.device),
+            torch.zeros(0, N, dtype=torch.complex128, device=points.device),
             cz,
             cz,
             (),
-            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0, dtype=torch.long, device=points.device),
+            margin,
         )
     J = vmap(jacrev(F))(points)
     residuals = torch.linalg.vector_norm(F(points) - points, dim=1)
     evals, right = torch.linalg.eig(J)
-    order = evals.abs().argsort(dim=1, descending=True)
+    order = evals.abs().argsort(dim=1, descending=True, stable=True)
     evals = evals.gather(1, order)
     right = right.gather(2, order[:, None, :].expand_as(right))
-    left = torch.linalg.inv(right)  # rows: left eigenvectors with left @ right = I
-    labels, unstable = classify(evals, margin)
-    return FixedPoints(points, residuals, J, evals, right, left, tuple(labels), unstable)
+    left = torch.linalg.inv(right)  # rows are left eigenvectors with left @ right = I
+    labels, unstable = classify(evals.cpu(), margin)
+    return FixedPoints(
+        points, residuals, J, evals, right, left, tuple(labels), unstable.to(points.device), margin
+    )
+
+
+def solve_fixed_points(
+    cell: Cell,
+    params: Mapping[str, torch.Tensor],
+    x: torch.Tensor | None = None,
+    inits: torch.Tensor | int = 256,
+    *,
+    trajectory: torch.Tensor | None = None,
+    num_samples: int = 256,
+    noise: float = 0.1,
+    scale: float = 1.0,
+    opt_steps: int = 0,
+    lr: float = 0.05,
+    newton_steps: int = 50,
+    residual_tol: float = 1e-10,
+    dedup_tol: float = 1e-3,
+    margin: float = 1e-6,
+    generator: torch.Generator | None = None,
+) -> FixedPoints:
+    """Fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (module docstring).
+
+    This is the model-free entry point (a training monitor passes interpolated ``θ(s)``).
+
+    Parameters
+    ----------
+    cell:
+        The cell whose pure ``step`` is used (its own parameters are not read).
+    params:
+        Parameter values by name; converted to float64 copies.
+    x:
+        A constant input ``(n_input,)``; ``None`` means no input for autonomous cells and a zero
+        input for cells with ``n_input > 0``.
+    inits:
+        Initial states: a tensor ``(n, N)`` used as given; a trajectory tensor ``(..., T, N)``
+        (e.g. states ``(B, T, N)``) from which ``num_samples`` states are drawn and perturbed by
+        Gaussian noise of std ``noise``; or a number ``n`` of states to draw — from
+        ``trajectory`` (plus noise) if given, else from ``N(0, scale²)``.
+    opt_steps, lr:
+        Adam steps on the summed speed before the damped Newton iteration (default 0: none)
+        and the Adam learning rate.
+    newton_steps:
+        Maximum damped-Newton iterations (each candidate stops once converged).
+    residual_tol:
+        Candidates with ``‖F(h) − h‖ > residual_tol`` after polishing are dropped.
+    dedup_tol:
+        Relative distance below which two candidates are merged if their midpoint is also
+        fixed (see the module docstring).
+    margin:
+        ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`).
+    generator:
+        Randomness of drawn initial states (default: seed 0, deterministic).
+    """
+    if cell.n_state < 1:
+        raise ValueError("cell must have n_state >= 1")
+    for name, v in (("residual_tol", residual_tol), ("dedup_tol", dedup_tol)):
+        if not v > 0:
+            raise ValueError(f"{name} must be positive, got {v}")
+    if opt_steps < 0 or newton_steps < 0:
+        raise ValueError(
+            f"opt_steps and newton_steps must be >= 0, got {opt_steps}, {newton_steps}"
+        )
+    p = _float64_params(params, cell)
+    device = next(iter(p.values())).device if p else torch.device("cpu")
+    xi = _constant_input(cell, x, device)
+    h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator).to(
+        device
+    )
+    F = step_map(cell, p, xi)
+    h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
+    h = _newton(F, _descend(F, h, opt_steps, lr), newton_steps)
+    points, res = _converged(F, h, residual_tol)
+    points = _dedup(F, points, res, dedup_tol, residual_tol)
+    if len(points) >= 2:
+        # the middle branch of a (nearly) symmetric pitchfork has a basin of width ~ the outer
+        # pair's distance under any descent on q; Newton from the midpoints of the closest
+        # pairs lands on it (distant pairs' middles have wide basins and need no help)
+        i, j = torch.triu_indices(len(points), len(points), 1, device=points.device)
+        closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
+        i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
+        mids, mres = _converged(
+            F, _newton(F, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
+        )
+        both = torch.cat([points, mids])
+        both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
+        points = _dedup(F, both, both_res, dedup_tol, residual_tol)
+    return linearize(cell, p, points, xi, margin)
 
 
 def find_fixed_points(
@@ -143,138 +365,209 @@ def find_fixed_points(
     inits: torch.Tensor | int = 256,
     *,
     params: Mapping[str, torch.Tensor] | None = None,
-    trajectory: torch.Tensor | None = None,
-    noise: float = 0.1,
-    scale: float = 1.0,
-    opt_steps: int = 400,
-    lr: float = 0.05,
-    newton_steps: int = 30,
-    residual_tol: float = 1e-10,
-    dedup_tol: float = 1e-3,
-    margin: float = 1e-6,
-    generator: torch.Generator | None = None,
+    **kwargs,
 ) -> FixedPoints:
-    """Fixed points of ``h ↦ f(h, x; θ)`` (see module docstring).
+    """Fixed points of a model's map ``h ↦ f(h, x; θ)`` (see module docstring).
 
-    Parameters
-    ----------
-    model:
-        An sntkit cell or torch.nn RNN/GRU/LSTM module (never modified).
-    x:
-        A constant input ``(n_in,)``; ``None`` for autonomous cells (or zero input).
-    inits:
-        Initial states ``(n, N)``, or a number of them to draw: from ``trajectory`` (states
-        ``(..., N)``) plus Gaussian noise of std ``noise`` if given, else ``N(0, scale²)``.
-    params:
-        Parameter values to use instead of the model's (e.g. interpolated ``θ(s)``).
+    ``model`` is an sntkit cell or a ``torch.nn`` RNN/GRU/LSTM (adapted by
+    :func:`sntkit.models.as_cell`); it is never modified — the search works on
+    ``detached_params(cell, torch.float64)`` (or on ``params`` if given, e.g. interpolated
+    values). All other arguments are those of :func:`solve_fixed_points`.
     """
     cell = as_cell(model)
-    p = {k: v.detach().to(torch.float64) for k, v in (params or detached_params(cell)).items()}
-    if x is not None:
-        x = x.detach().to(torch.float64)
-        if x.shape != (cell.n_input,):
-            raise ValueError(
-                f"x must be a constant input of shape ({cell.n_input},), got {tuple(x.shape)}"
-            )
-    elif cell.n_input:
-        x = torch.zeros(cell.n_input, dtype=torch.float64, device=next(iter(p.values())).device)
-    device = next(iter(p.values())).device
-    h = _initial_states(inits, cell.n_state, trajectory, noise, scale, generator).to(device)
-    F = _map(cell, p, x)
-    h = _descend(F, h, opt_steps, lr)
-    h = _newton(F, h, newton_steps)
-    res = torch.linalg.vector_norm(F(h) - h, dim=1)
-    keep = torch.isfinite(res) & (res <= residual_tol)
-    points = _dedup(F, h[keep], dedup_tol, residual_tol)
-    return linearize(cell, p, points, x, margin)
+    p = detached_params(cell, torch.float64) if params is None else params
+    return solve_fixed_points(cell, p, x, inits, **kwargs)
 
 
-def _map(cell: Cell, params: Mapping[str, torch.Tensor], x: torch.Tensor | None):
-    def F(h: torch.Tensor) -> torch.Tensor:
-        xi = None if x is None else x.expand(*h.shape[:-1], x.shape[-1])
-        return cell.step(params, h, xi)
+# ---------------------------------------------------------------------- internals
+def _float64_params(params: Mapping[str, torch.Tensor], cell: Cell) -> dict[str, torch.Tensor]:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of tensors, got {type(params).__name__}")
+    out = {}
+    for k, v in params.items():
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"params[{k!r}] must be a tensor, got {type(v).__name__}")
+        out[k] = v.detach().to(torch.float64, copy=True)
+    missing = [k for k, _ in cell.named_parameters() if k not in out]
+    if missing:
+        raise ValueError(f"params is missing entries {missing} of {type(cell).__name__}")
+    return out
 
-    return F
+
+def _constant_input(
+    cell: Cell, x: torch.Tensor | None, device: torch.device
+) -> torch.Tensor | None:
+    if x is None:
+        return (
+            torch.zeros(cell.n_input, dtype=torch.float64, device=device) if cell.n_input else None
+        )
+    if not cell.n_input:
+        raise ValueError("x must be None: this cell is autonomous (n_input = 0)")
+    if x.shape != (cell.n_input,):
+        raise ValueError(
+            f"x must be a constant input of shape ({cell.n_input},), got {tuple(x.shape)}; "
+            "pass one input vector, not a sequence"
+        )
+    return x.detach().to(device=device, dtype=torch.float64)
 
 
 def _initial_states(
     inits: torch.Tensor | int,
     N: int,
     trajectory: torch.Tensor | None,
+    num_samples: int,
     noise: float,
     scale: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    if isinstance(inits, torch.Tensor):
-        if inits.ndim != 2 or inits.shape[1] != N:
-            raise ValueError(f"inits must be (n, {N}), got shape {tuple(inits.shape)}")
-        return inits.detach().to(torch.float64).clone()
-    n = int(inits)
-    if n < 1:
-        raise ValueError(f"inits must be a positive number of initial states, got {n}")
     g = generator or torch.Generator().manual_seed(0)
+    if isinstance(inits, torch.Tensor):
+        if inits.ndim == 2 and inits.shape[1] == N:
+            return inits.detach().to(device="cpu", dtype=torch.float64).clone()
+        if inits.ndim >= 3 and inits.shape[-1] == N:
+            return _sample(inits, num_samples, noise, g)
+        raise ValueError(
+            f"inits must be initial states (n, {N}) or a trajectory (B, T, {N}), got shape "
+            f"{tuple(inits.shape)}"
+        )
+    if isinstance(inits, bool) or not isinstance(inits, int) or inits < 1:
+        raise ValueError(f"inits must be a positive number of initial states, got {inits!r}")
     if trajectory is not None:
-        flat = trajectory.detach().reshape(-1, N).to(torch.float64).cpu()
-        idx = torch.randint(0, flat.shape[0], (n,), generator=g)
-        return flat[idx] + noise * torch.randn(n, N, generator=g, dtype=torch.float64)
-    return scale * torch.randn(n, N, generator=g, dtype=torch.float64)
+        if trajectory.shape[-1] != N:
+            raise ValueError(f"trajectory must end in the state size {N}, got {trajectory.shape}")
+        return _sample(trajectory, inits, noise, g)
+    return scale * torch.randn(inits, N, generator=g, dtype=torch.float64)
 
 
-def _descend(F, h: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
-    if steps <= 0:
+def _sample(traj: torch.Tensor, n: int, noise: float, g: torch.Generator) -> torch.Tensor:
+    flat = traj.detach().reshape(-1, traj.shape[-1]).to(device="cpu", dtype=torch.float64)
+    idx = torch.randint(0, flat.shape[0], (n,), generator=g)
+    return flat[idx] + noise * torch.randn(n, flat.shape[1], generator=g, dtype=torch.float64)
+
+
+def _converged(F: Map, h: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    res = torch.linalg.vector_norm(F(h) - h, dim=1)
+    keep = torch.isfinite(h).all(1) & torch.isfinite(res) & (res <= tol)
+    return h[keep], res[keep]
+
+
+def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -> torch.Tensor:
+    """Adam on ``Σ_i q(h_i)``; stops once no candidate halves its ``q`` over ``window`` steps."""
+    if steps <= 0 or h.shape[0] == 0:
         return h
     h = h.clone().requires_grad_(True)
     opt = torch.optim.Adam([h], lr=lr)
+    ref = None
     with torch.enable_grad():
-        for _ in range(steps):
-            q = 0.5 * (F(h) - h).square().sum()
+        for k in range(steps):
+            q = 0.5 * (F(h) - h).square().sum(1)
+            if k % window == 0:
+                qd = q.detach()
+                settled = ~torch.isfinite(qd) | (qd < 1e-20)
+                if ref is not None:
+                    settled |= qd > 0.5 * ref
+                if bool(settled.all()):
+                    break
+                ref = qd
+            # diverging candidates (unbounded maps) must not poison the others' steps
+            total = torch.where(torch.isfinite(q), q, torch.zeros_like(q)).sum()
             opt.zero_grad()
-            q.backward()
+            total.backward()
+            with torch.no_grad():
+                h.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step()
     return h.detach()
 
 
-def _newton(F, h: torch.Tensor, steps: int) -> torch.Tensor:
-    eye = torch.eye(h.shape[1], dtype=h.dtype, device=h.device)
+def _newton(F: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
+    """Damped Newton / Levenberg–Marquardt polish (module docstring, step 2), float64."""
+    n, N = h.shape
+    if n == 0 or steps == 0:
+        return h
+    h = h.clone()
+    jac = vmap(jacrev(F))
+    eye = torch.eye(N, dtype=h.dtype, device=h.device)
+    mu = torch.full((n,), 1e-3, dtype=h.dtype, device=h.device)
+    eps = torch.finfo(h.dtype).eps
+    active = torch.isfinite(h).all(1)
+    stalls = torch.zeros(n, dtype=torch.long, device=h.device)
+    fractions = (1.0, 0.5, 0.25)
     for _ in range(steps):
-        r = F(h) - h
-        q = r.square().sum(1)
-        J = vmap(jacrev(F))(h)
-        try:
-            delta = torch.linalg.solve(J - eye, -r)
-        except RuntimeError:
-            delta = torch.linalg.lstsq(J - eye, -r[..., None]).solution[..., 0]
-        step = torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)
-        accepted = torch.zeros(h.shape[0], dtype=torch.bool, device=h.device)
-        new = h
-        for _ in range(20):  # damping: halve the step where q does not decrease
-            trial = h + step * delta
-            q_trial = (F(trial) - trial).square().sum(1)
-            ok = torch.isfinite(q_trial) & (q_trial <= q) & ~accepted
-            new = torch.where(ok[:, None], trial, new)
-            accepted |= ok
-            if bool(accepted.all()):
-                break
-            step = torch.where(accepted[:, None], step, step / 2)
-        h = torch.where(torch.isfinite(new).all(1, keepdim=True), new, h)
-        if bool((q < 1e-28).all()):
+        idx = active.nonzero()[:, 0]
+        if idx.numel() == 0:
             break
+        ha, m = h[idx], mu[idx]
+        r = F(ha) - ha
+        q = r.square().sum(1)
+        A = jac(ha) - eye
+        newton, info = torch.linalg.solve_ex(A, -r)
+        newton = torch.where((info == 0)[:, None] & torch.isfinite(newton), newton, 0.0)
+        AtA = A.mT @ A
+        s = AtA.diagonal(dim1=1, dim2=2).mean(1).clamp_min(eps)
+        lm = torch.linalg.solve_ex(AtA + (m * s)[:, None, None] * eye, -(A.mT @ r[..., None]))[0]
+        lm = torch.nan_to_num(lm[..., 0], 0.0, 0.0, 0.0)
+        steps_ = torch.stack([f * newton for f in fractions] + [lm])  # (4, n_a, N)
+        trials = ha + steps_
+        rt = F(trials.reshape(-1, N)).reshape(trials.shape) - trials
+        qt = rt.square().sum(2)
+        better = torch.isfinite(qt) & (qt < q)
+        choice = torch.where(better.any(0), better.int().argmax(0), -1)
+        ok = choice >= 0
+        pick = choice.clamp_min(0)
+        chosen = steps_.gather(0, pick[None, :, None].expand(1, -1, N))[0]
+        new = torch.where(ok[:, None], ha + chosen, ha)
+        h[idx] = new
+        m = torch.where(
+            ok & (pick == 0),
+            m / 10,
+            torch.where(ok & (pick == 3), m / 3, torch.where(ok, m, m * 10)),
+        )
+        mu[idx] = m.clamp(1e-15, 1e15)
+        q_new = torch.where(ok, qt.gather(0, pick[None])[0], q)
+        tiny = (eps * (1 + new.norm(dim=1))) ** 2
+        # converged to rounding; stuck at a positive minimum of q (a slow point: no step helps,
+        # or q has barely moved for STALL_ITERS iterations); or no longer improvable (a failed
+        # step at a residual near rounding)
+        st = torch.where(q_new > (1 - 1e-3) * q, stalls[idx] + 1, 0)
+        stalls[idx] = st
+        done = (
+            (q_new <= tiny)
+            | (~ok & ((m > 1e8) | (q <= 1e8 * tiny)))
+            | (ok & (chosen.norm(dim=1) <= eps * new.norm(dim=1)))
+            | (st >= STALL_ITERS)
+        )
+        active[idx] = ~done
     return h
 
 
-def _dedup(F, points: torch.Tensor, tol: float, residual_tol: float) -> torch.Tensor:
-    kept: list[torch.Tensor] = []
-    for p in points:
-        same = False
-        for k in kept:
-            if float(torch.linalg.vector_norm(p - k)) <= tol * (1 + float(k.norm())):
-                mid = 0.5 * (p + k)
-                if float(torch.linalg.vector_norm(F(mid) - mid)) <= residual_tol:
-                    same = True
-                    break
-        if not same:
-            kept.append(p)
-    if not kept:
-        return points[:0]
-    out = torch.stack(kept)
-    return out[torch.argsort(out.norm(dim=1))]
+def _dedup(
+    F: Map, points: torch.Tensor, residuals: torch.Tensor, tol: float, residual_tol: float
+) -> torch.Tensor:
+    """Merge duplicates (module docstring, step 4); returns points sorted by norm."""
+    n = points.shape[0]
+    if n <= 1:
+        return points
+    norms = points.norm(dim=1)
+    dist = torch.cdist(points, points)
+    scale = 1 + torch.maximum(norms[:, None], norms[None, :])
+    upper = torch.ones(n, n, dtype=torch.bool, device=points.device).triu(1)
+    same = upper & (dist <= SAME_POINT_RTOL * scale)
+    near = upper & ~same & (dist <= tol * scale)
+    i, j = near.nonzero(as_tuple=True)
+    if i.numel():
+        mid = 0.5 * (points[i] + points[j])
+        rm = torch.linalg.vector_norm(F(mid) - mid, dim=1)
+        same[i[rm <= residual_tol], j[rm <= residual_tol]] = True
+    a, b = same.nonzero(as_tuple=True)
+    graph = scipy.sparse.coo_matrix(
+        (np.ones(a.numel()), (a.cpu().numpy(), b.cpu().numpy())), shape=(n, n)
+    )
+    _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    labels_t = torch.as_tensor(labels, device=points.device)
+    # the smallest-residual member of each cluster: the first of its label in residual order
+    order = torch.argsort(residuals, stable=True)
+    positions = torch.arange(n, device=points.device)
+    first = torch.full((int(labels_t.max()) + 1,), n, dtype=torch.long, device=points.device)
+    first = first.scatter_reduce(0, labels_t[order], positions, reduce="amin")
+    out = points[order[first]]
+    return out[torch.argsort(out.norm(dim=1), stable=True)]

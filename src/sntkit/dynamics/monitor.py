@@ -1,34 +1,76 @@
 """Tracking fixed points and bifurcations during training (paper 000 §2, Fig. 1).
 
-A :class:`BifurcationMonitor` is called by a training loop at checks. At each check it finds the
-model's fixed points (warm-started from the previous check's points and from states of the
-current trajectory), records a metrics row — loss, number of stable/unstable fixed points,
-spectral radius of the recurrent weight, the Jacobian eigenvalue closest to the unit circle
-and whatever ``extra_metrics(params)`` returns (e.g. sNTK ranks with error bars) — and, when the
-fixed-point signature changed since the previous check (a sign change of ``det(J − I)``,
-``det(J + I)`` or ``|λ|² − 1`` of a complex pair, or a pair of points born or lost), locates the
-event on the straight parameter path between the two checks by bisection and classifies it
-(:mod:`sntkit.dynamics.bifurcations`). After an event the check interval can shrink to
-``fine_every`` for ``fine_window`` steps.
+A :class:`BifurcationMonitor` is called by a training loop at *checks* (every ``every`` steps;
+every ``fine_every`` steps for ``fine_window`` steps after an event). At each check it
+
+1. finds the fixed points at the current parameters, warm-started from the previous check's
+   points (plus random states and, if given, states of the current trajectory), and matches
+   them to the previous ones (location, then leading eigenvalues; greedy nearest pairs), so every
+   point keeps a *track id* while it exists;
+2. records a flat metrics row: ``loss`` (passed in), the number of fixed points and of stable /
+   unstable / marginal ones, the spectral radius of the recurrent weight (parameter name
+   ``recurrent_weight``, default ``"W"``), the Jacobian eigenvalue closest to the unit circle
+   over all points and the test functions ``det(J − I)``, ``det(J + I)`` and ``|λ|² − 1`` of its
+   point (:meth:`FixedPoints.test_functions`), and whatever ``extra_metrics(params)`` returns
+   (e.g. sNTK stable/participation ranks with error bars);
+3. when the signature (number of points, signs of the test functions, number of ``|λ| > 1``)
+   differs from the last *non-degenerate* check's (one with no eigenvalue within ``margin`` of
+   the unit circle — a check landing exactly on a bifurcation is skipped as a bracket end, so one
+   event is not split in two), locates the event on the straight path between the two checks'
+   parameters by bisection to ``tol`` in ``s`` and classifies it
+   (:mod:`sntkit.dynamics.bifurcations`). Events get the training step
+   ``round(step_before + s (step − step_before))`` and record both checks' steps
+   (``check_before``, ``check_after``); ``s`` refers to the path between them.
+
+Per-point records (track id, location, label, critical eigenvalue, test functions) are kept in
+:attr:`BifurcationMonitor.history`. The monitor works on parameter dicts only (no module is
+built), so it can be fed interpolated or checkpointed parameters.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
-from sntkit.dynamics.bifurcations import Bifurcation, Signature, locate
-from sntkit.dynamics.fixed_points import FixedPoints, find_fixed_points, linearize
+from sntkit.dynamics.bifurcations import (
+    Bifurcation,
+    Signature,
+    default_finder,
+    match_points,
+    scan,
+)
+from sntkit.dynamics.fixed_points import FixedPoints, linearize, solve_fixed_points
 from sntkit.models.cell import Cell
 from sntkit.models.torch_adapter import as_cell
 
-ExtraMetrics = Callable[[dict[str, torch.Tensor]], Mapping[str, float]]
+ExtraMetrics = Callable[[dict[str, torch.Tensor]], Mapping[str, Any]]
 
 
 class BifurcationMonitor:
-    """Fixed points, stability counts and bifurcation events along training (see module)."""
+    """Fixed points, stability counts and bifurcation events along training (see module).
+
+    Parameters
+    ----------
+    model:
+        The trained cell or torch.nn recurrent module (only its ``step`` is used).
+    x:
+        Constant input under which fixed points are taken (default: none / zero input).
+    every, fine_every, fine_window:
+        Check interval, and the denser interval used for ``fine_window`` steps after an event.
+    tol:
+        Bisection tolerance in the path coordinate ``s`` (``<= 1e-3`` recommended).
+    recurrent_weight:
+        Name of the square recurrent weight whose spectral radius is recorded (``None``: skip).
+    extra_metrics:
+        ``extra_metrics(params) -> dict`` merged into every row.
+    num_inits, init_scale, seed:
+        Random initial states ``N(0, init_scale²)`` added at every check and their seed.
+    finder_kwargs:
+        Extra arguments of :func:`~sntkit.dynamics.fixed_points.solve_fixed_points`.
+    """
 
     def __init__(
         self,
@@ -44,11 +86,18 @@ class BifurcationMonitor:
         num_inits: int = 64,
         init_scale: float = 1.0,
         seed: int = 0,
+        finder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        if fine_every is not None and (not isinstance(fine_every, int) or fine_every < 1):
+            raise ValueError(f"fine_every must be a positive int or None, got {fine_every!r}")
+        if fine_window < 0:
+            raise ValueError(f"fine_window must be >= 0, got {fine_window}")
+        if not 0 < tol < 1:
+            raise ValueError(f"tol must be in (0, 1), got {tol}")
         self.cell = as_cell(model)
-        self.x = x
+        self.x = None if x is None else x.detach().to(torch.float64)
         self.every = every
         self.fine_every = fine_every or every
         self.fine_window = fine_window
@@ -58,9 +107,18 @@ class BifurcationMonitor:
         self.num_inits = num_inits
         self.init_scale = init_scale
         self.seed = seed
+        self.finder_kwargs = dict(finder_kwargs or {})
+        #: ``(step, params, signature)`` of the previous check
         self.prev: tuple[int, dict[str, torch.Tensor], Signature] | None = None
+        #: the last check whose signature was not degenerate: events are located between it
+        #: and the current check, so a check landing exactly on a bifurcation (``λ = 1``) does
+        #: not split one event into two half-events
+        self.anchor: tuple[int, dict[str, torch.Tensor], Signature] | None = None
         self.last_event_step: int | None = None
         self.events: list[Bifurcation] = []
+        self.history: list[dict[str, Any]] = []
+        self._ids: list[int] = []
+        self._next_id = 0
 
     # ------------------------------------------------------------------ scheduling
     def due(self, step: int) -> bool:
@@ -79,16 +137,15 @@ class BifurcationMonitor:
         g = torch.Generator().manual_seed(self.seed)
         N = self.cell.n_state
         inits = [self.init_scale * torch.randn(self.num_inits, N, generator=g, dtype=torch.float64)]
-        if self.prev is not None and len(self.prev[2].points):
-            warm = self.prev[2].points.locations
-            inits.append(warm + 1e-3 * torch.randn(warm.shape, generator=g, dtype=torch.float64))
+        if self.prev is not None and len(self.prev[2]):
+            inits.append(self.prev[2].points.locations.cpu())
         if trajectory is not None:
             flat = trajectory.detach().reshape(-1, N).to(torch.float64).cpu()
             idx = torch.randint(0, flat.shape[0], (self.num_inits,), generator=g)
             inits.append(flat[idx])
         if extra is not None:
-            inits.append(extra)
-        return find_fixed_points(self.cell, self.x, torch.cat(inits), params=params)
+            inits.append(extra.cpu())
+        return solve_fixed_points(self.cell, params, self.x, torch.cat(inits), **self.finder_kwargs)
 
     def check(
         self,
@@ -98,84 +155,156 @@ class BifurcationMonitor:
         loss: float | None = None,
         trajectory: torch.Tensor | None = None,
     ) -> tuple[dict[str, Any], list[Bifurcation]]:
-        """Record one check; returns the metrics row and the events since the previous check."""
-        p = {k: v.detach().to(torch.float64).cpu() for k, v in params.items()}
-        fps = self.fixed_points(p, trajectory)
-        sig = Signature.of(fps)
+        """Record one check; returns the metrics row and the events since the previous check.
+
+        ``params`` are the model's parameters by name (copied; the model is not touched),
+        ``trajectory`` optional states ``(B, T, N)`` to seed the search.
+        """
+        p = {
+            k: v.detach().to(device="cpu", dtype=torch.float64, copy=True)
+            for k, v in params.items()
+        }
+        sig = Signature.of(self.fixed_points(p, trajectory))
         events: list[Bifurcation] = []
-        if self.prev is not None and self.prev[2].differs(sig):
-            prev_step, prev_params, prev_sig = self.prev
-            warm = torch.cat([prev_sig.points.locations, fps.locations])
-            found = locate(self.cell, prev_params, p, x=self.x, tol=self.tol, warm=warm)
-            for ev in found:
+        anchor = self.anchor
+        if anchor is not None and not sig.degenerate and anchor[2].differs(sig):
+            prev_step, prev_params, prev_sig = anchor
+            finder = default_finder(
+                self.num_inits // 4, self.init_scale, self.seed, **self.finder_kwargs
+            )
+            path = scan(
+                self.cell,
+                prev_params,
+                p,
+                x=self.x,
+                tol=self.tol,
+                finder=finder,
+                warm=torch.cat(
+                    [prev_sig.points.locations, self.prev[2].points.locations, sig.points.locations]
+                ),
+            )
+            for ev in path.events:
                 ev.step = round(prev_step + ev.s * (step - prev_step))
-                ev.extra = {"check_before": prev_step, "check_after": step}
+                ev.extra |= {"check_before": prev_step, "check_after": step}
                 events.append(ev)
-            # the end points were re-solved from both sides' points: keep the better set
-            fps = _richer(fps, self.fixed_points(p, trajectory, extra=warm))
-            sig = Signature.of(fps)
+            # both ends were re-solved with each other's points: keep the richer sets
+            if len(path.end) > len(sig):
+                sig = path.end
         if events:
             self.last_event_step = step
             self.events.extend(events)
-        row = {"step": step, "loss": loss, **self.fixed_point_metrics(fps, p)}
+        self._record(step, sig)
+        row = {"step": step, "loss": loss, **self.fixed_point_metrics(sig.points, p)}
         if self.extra_metrics is not None:
             row.update(self.extra_metrics(p))
         self.prev = (step, p, sig)
+        if not sig.degenerate:
+            self.anchor = self.prev
         return row, events
 
     def fixed_point_metrics(
         self, fps: FixedPoints, params: Mapping[str, torch.Tensor]
     ) -> dict[str, Any]:
-        """Counts, spectral radius of the recurrent weight and the eigenvalue nearest |λ| = 1."""
+        """Counts, spectral radius of the recurrent weight, the eigenvalue nearest ``|λ| = 1``."""
         row: dict[str, Any] = {
             "num_fixed_points": len(fps),
             "num_stable": fps.num_stable,
             "num_unstable": fps.num_unstable,
+            "num_marginal": fps.num_marginal,
         }
-        if self.recurrent_weight and self.recurrent_weight in params:
-            W = params[self.recurrent_weight]
-            if W.ndim == 2 and W.shape[0] == W.shape[1]:
+        name = self.recurrent_weight
+        if name and name in params and params[name].ndim == 2:
+            W = params[name]
+            if W.shape[0] == W.shape[1]:
                 row["spectral_radius"] = float(torch.linalg.eigvals(W).abs().max())
         if len(fps):
-            dist = (fps.eigvals.abs() - 1).abs()
-            i, j = divmod(int(dist.argmin()), dist.shape[1])
-            lam = fps.eigvals[i, j]
+            near = fps.nearest_to_circle()
+            i = int((near.abs() - 1).abs().argmin())
+            lam = near[i]
+            tests = fps.test_functions()
             row |= {
                 "critical_eig_real": float(lam.real),
                 "critical_eig_imag": float(lam.imag),
                 "critical_eig_abs": float(lam.abs()),
-                "max_fp_eig_abs": float(fps.eigvals.abs().max()),
+                "max_fp_eig_abs": float(fps.spectral_radius().max()),
+                "fold_test": float(tests["fold"][i]),
+                "flip_test": float(tests["flip"][i]),
             }
+            row["neimark_sacker_test"] = _finite_or_none(float(tests["neimark_sacker"][i]))
         return row
+
+    def _record(self, step: int, sig: Signature) -> None:
+        """Assign track ids (matched to the previous check's points) and append to history."""
+        fps = sig.points
+        ids = [-1] * len(fps)
+        if self.prev is not None:
+            for i, j in match_points(self.prev[2].points, fps):
+                if i < len(self._ids):
+                    ids[j] = self._ids[i]
+        for j in range(len(fps)):
+            if ids[j] < 0:
+                ids[j] = self._next_id
+                self._next_id += 1
+        self._ids = ids
+        tests = fps.test_functions()
+        near = fps.nearest_to_circle()
+        self.history.append(
+            {
+                "step": step,
+                "points": [
+                    {
+                        "id": ids[j],
+                        "location": fps.locations[j].tolist(),
+                        "label": fps.labels[j],
+                        "critical_eigenvalue": [float(near[j].real), float(near[j].imag)],
+                        **{k: _finite_or_none(float(v[j])) for k, v in tests.items()},
+                    }
+                    for j in range(len(fps))
+                ],
+            }
+        )
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
-        if self.prev is None:
-            return {"prev": None, "last_event_step": self.last_event_step}
-        step, params, sig = self.prev
+        """What :meth:`load_state_dict` needs to continue identically (tensors and numbers)."""
+
+        def pack(entry: tuple[int, dict[str, torch.Tensor], Signature] | None) -> dict | None:
+            if entry is None:
+                return None
+            step, params, sig = entry
+            return {"step": step, "params": params, "locations": sig.points.locations}
+
         return {
-            "prev": {"step": step, "params": params, "locations": sig.points.locations},
+            "prev": pack(self.prev),
+            "anchor": pack(self.anchor),
             "last_event_step": self.last_event_step,
+            "track_ids": list(self._ids),
+            "next_id": self._next_id,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (fixed points are re-linearized, not searched again)."""
         self.last_event_step = state.get("last_event_step")
-        prev = state.get("prev")
-        if prev is None:
-            self.prev = None
-            return
-        params = {k: v.to(torch.float64) for k, v in prev["params"].items()}
-        fps = linearize(self.cell, params, prev["locations"].to(torch.float64), self._x64())
-        self.prev = (int(prev["step"]), params, Signature.of(fps))
+        self.prev = self._unpack(state.get("prev"))
+        self.anchor = self._unpack(state.get("anchor", state.get("prev")))
+        n = 0 if self.prev is None else len(self.prev[2])
+        self._ids = list(state.get("track_ids", range(n)))
+        self._next_id = int(state.get("next_id", n))
 
-    def _x64(self) -> torch.Tensor | None:
-        if self.x is not None:
-            return self.x.detach().to(torch.float64)
-        if self.cell.n_input:
-            return torch.zeros(self.cell.n_input, dtype=torch.float64)
-        return None
+    def _unpack(
+        self, entry: Mapping[str, Any] | None
+    ) -> tuple[int, dict[str, torch.Tensor], Signature] | None:
+        if entry is None:
+            return None
+        params = {k: v.to(torch.float64) for k, v in entry["params"].items()}
+        x = self.x
+        if x is None and self.cell.n_input:
+            x = torch.zeros(self.cell.n_input, dtype=torch.float64)
+        margin = self.finder_kwargs.get("margin", 1e-6)
+        fps = linearize(self.cell, params, entry["locations"].to(torch.float64), x, margin)
+        return int(entry["step"]), params, Signature.of(fps)
 
 
-def _richer(a: FixedPoints, b: FixedPoints) -> FixedPoints:
-    """The result with more fixed points (a second solve may find one the first missed)."""
-    return b if len(b) > len(a) else a
+def _finite_or_none(v: float) -> float | None:
+    """``None`` for NaN (the Neimark–Sacker test of a point without complex eigenvalues)."""
+    return v if math.isfinite(v) else None

@@ -1,69 +1,118 @@
 """Normal forms of codimension-one bifurcations of maps and their rank-one sNTK (paper 000 §3).
 
-Each normal form is a map ``h_{t+1} = f(h_t, g)`` with its bifurcation at ``g* = 1`` (Fig. 2):
+The data of paper 000 Fig. 2 come from :func:`figure2_data`.
 
-==================  ==============================  ====================================
-form                map                             fixed points / cycles (stability)
-==================  ==============================  ====================================
-stability flip      ``g h``                         0 (stable iff |g| < 1)
-pitchfork           ``g h − h³``                    0; ±√(g−1) for g > 1 (stable 1<g<2)
-subcritical p.f.    ``g h + h³``                    0; ±√(1−g) for g < 1 (unstable)
-saddle-node         ``h + (g − 1) − h²``            ±√(g−1) for g > 1 (+ stable); none
-                                                    for g < 1 (orbits escape to −∞)
-transcritical       ``g h − h²``                    0 (stable |g|<1) and g−1 (stable 1<g<3)
-period doubling     ``−g h + h³``                   0 (stable |g|<1); stable 2-cycle ±√(g−1)
-Neimark–Sacker      ``z ↦ g e^{iω} z − |z|² z``     0 (stable |g|<1); invariant circle
-                    ``= e^{iω} (g − |z|²) z``       |z| = √(g−1)
-                    (planar, ω = 1 rad)
-==================  ==============================  ====================================
+Each normal form is a map ``h_{t+1} = f(h_t, g)`` with its bifurcation at ``g* = 1``:
 
-The parameter ``g`` is the only "weight", so the state-space NTK restricted to it is the rank-one
-``sNTK_g = (D_g h)(D_g h)^T`` on the states ``h_1..h_T`` of a batch of initial conditions, and
-``‖sNTK_g‖_2 = ‖D_g h‖²`` (its only nonzero eigenvalue). ``D_g h`` is computed by forward-mode
-autodiff in ``g``, vectorized over the batch.
+====================  ================================  ==========================================
+form                  map                               fixed points (multiplier) / invariant sets
+====================  ================================  ==========================================
+stability flip        ``g h``                           0 (``g``)
+pitchfork             ``g h − h³``                      0 (``g``); ``±√(g−1)`` for g > 1 (``3−2g``)
+subcritical pitchf.   ``g h + h³``                      0 (``g``); ``±√(1−g)`` for g < 1 (``3−2g``)
+saddle-node           ``h + (g − 1) − h²``              ``±√(g−1)`` for g ≥ 1 (``1 ∓ 2√(g−1)``);
+                                                        none for g < 1 (orbits run off to −∞)
+transcritical         ``g h − h²``                      0 (``g``) and ``g − 1`` (``2 − g``)
+period doubling       ``−g h + h³``                     0 (``−g``), ``±√(1+g)`` (``3 + 2g``);
+                                                        2-cycle ``±√(g−1)`` for g > 1, multiplier
+                                                        of ``f∘f``: ``(2g − 3)²``
+Neimark–Sacker        ``z ↦ e^{iω} (g − |z|²) z``       0 (``g e^{±iω}``); invariant circle
+                      (planar, ω = 1 rad)               ``|z| = √(g−1)`` for g > 1 (radial ``3−2g``)
+====================  ================================  ==========================================
 
-Closed form (stability flip): ``h_t = g^t h_0`` so ``D_g h_t = t g^{t−1} h_0`` and
+All are supercritical except the subcritical pitchfork. The period-doubling form uses ``+h³`` so
+that the 2-cycle born at ``g* = 1`` is stable (``−g h − h³`` would be the subcritical flip). For
+Neimark–Sacker the cubic coefficient is ``d = −e^{iω}`` (the map ``g e^{iω} z − e^{iω}|z|² z``)
+rather than ``d = −1``: then ``|z'| = |g − |z|²| |z|`` depends on ``|z|`` only, the radius obeys the
+pitchfork map ``r ↦ (g − r²) r`` and the invariant circle is exact; the first Lyapunov coefficient
+``Re(e^{−iω} d) = −1 < 0`` is that of ``d = −1`` rounded by a rotation, so both are supercritical.
 
-    ‖sNTK_g‖_2 = ‖h_0‖² Σ_{s=0}^{T−1} (s+1)² g^{2s},
+**Rank-one sNTK.** ``g`` is the only parameter, so the state-space NTK restricted to it is
+``sNTK_g = (D_g h)(D_g h)^T`` on the states ``h_1..h_T`` (all ``B`` initial conditions, all
+coordinates): a rank-one operator whose only nonzero eigenvalue is ``‖D_g h‖²``, hence
+``‖sNTK_g‖_2 = ‖D_g h‖²``. ``D_g h`` is one forward-mode derivative in the scalar ``g``
+(``torch.func.jacfwd``) of the whole batched trajectory; grids of ``g`` are vmapped.
 
-the paper's ``Σ_{t=0}^{T−1}(t+1)² g^{2t}`` up to the factor ``‖h_0‖²``. At ``g = 1`` the sum is
-``T(T+1)(2T+1)/6 ≈ T³/3`` — the paper's "T³/3 for |g| < 1" holds as ``g → 1⁻`` (for fixed
-``|g| < 1`` and ``T → ∞`` it tends to ``(1+g²)/(1−g²)³``). For ``|g| > 1`` the last terms dominate:
-``≈ T² g^{2T} / (g² − 1)`` (the paper writes ``1 − g²``, a sign slip), i.e. ``O(g^{2T})``.
+**Closed form (stability flip).** ``h_t = g^t h_0`` gives ``D_g h_t = t g^{t−1} h_0`` for the states
+``t = 1..T``, so
+
+    ‖sNTK_g‖_2 = ‖h_0‖² Σ_{t=1}^{T} t² g^{2(t−1)} = ‖h_0‖² Σ_{t=0}^{T−1} (t+1)² g^{2t},
+
+the paper's sum (§3, indexed from 0) times ``‖h_0‖² = Σ_b h_{0,b}²``. Asymptotics, with
+``S_T(g) = Σ_{t=0}^{T−1} (t+1)² g^{2t}``:
+
+* at ``g = 1``: ``S_T = T(T+1)(2T+1)/6 ≈ T³/3``; by continuity ``S_T → T³/3`` as ``g → 1⁻``
+  (more precisely while ``T(1 − g²) ≪ 1``). This is what the paper's "``T³/3`` for ``|g| < 1``"
+  means: for a *fixed* ``|g| < 1`` and ``T → ∞`` the sum converges, to ``(1 + g²)/(1 − g²)³``;
+* for ``|g| > 1``: ``S_T ≈ T² g^{2T} / (g² − 1) = O(T² g^{2T})`` (the paper's ``1 − g²`` is a sign
+  slip; the sum is positive).
+
+Orbits that leave ``|h| <= ESCAPE`` (saddle-node below ``g*``, the negative side of the
+transcritical form, the subcritical pitchfork) make the sNTK unbounded; such curves are reported
+as ``inf`` there, and :func:`figure2_data` also gives the sum over the bounded orbits only.
 """
 
 from __future__ import annotations
 
+import cmath
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
-from torch.func import jacfwd, vmap
+from torch.func import jacfwd, jvp, vmap
 
-#: trajectories beyond this magnitude count as escaped (the sNTK is reported as inf)
+#: trajectories beyond this magnitude count as escaped (their sNTK is unbounded)
 ESCAPE = 1e6
+#: rotation angle of the Neimark–Sacker form
+OMEGA = 1.0
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A fixed point or invariant set of a normal form at one ``g`` (analytic).
+
+    ``kind`` is ``"fixed point"``, ``"2-cycle"`` (``location`` is one point of the cycle,
+    ``multipliers`` those of ``f∘f``) or ``"invariant circle"`` (``location`` ``(r, 0)``,
+    ``multipliers`` the radial one). ``stable``: every ``|multiplier| < 1``.
+    """
+
+    location: tuple[float, ...]
+    multipliers: tuple[complex, ...]
+    kind: str = "fixed point"
+
+    @property
+    def stable(self) -> bool:
+        return all(abs(m) < 1 for m in self.multipliers)
+
+
+Analytic = Callable[[float], list[Branch]]
 
 
 @dataclass(frozen=True)
 class NormalForm:
-    """A one-parameter map with a codimension-one bifurcation at ``g_star``."""
+    """A one-parameter map ``h_{t+1} = f(h_t, g)`` with a codimension-one bifurcation at ``g*``."""
 
     name: str
     kind: str
     dim: int
-    _step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    _fixed: Callable[[float], list[tuple[list[float], bool]]]
+    _step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False)
+    _fixed: Analytic = field(repr=False)
+    _invariant: Analytic = field(repr=False, default=lambda g: [])
     g_star: float = 1.0
     description: str = ""
 
     def step(self, h: torch.Tensor, g: torch.Tensor | float) -> torch.Tensor:
-        """One step ``f(h, g)``; ``h`` is ``(..., dim)``."""
+        """One step ``f(h, g)`` for ``h`` of shape ``(..., dim)`` and a scalar ``g``."""
         return self._step(h, torch.as_tensor(g, dtype=h.dtype, device=h.device))
 
-    def fixed_points(self, g: float) -> list[tuple[list[float], bool]]:
-        """Analytic fixed points (or the 2-cycle / circle radius, see table) with stability."""
+    def fixed_points(self, g: float) -> list[Branch]:
+        """The analytic fixed points at ``g`` with their multipliers and stability."""
         return self._fixed(float(g))
+
+    def invariant_sets(self, g: float) -> list[Branch]:
+        """Other invariant sets born at ``g*``: the 2-cycle (period doubling), the circle (NS)."""
+        return self._invariant(float(g))
 
     def trajectory(self, g: torch.Tensor | float, h0: torch.Tensor, T: int) -> torch.Tensor:
         """States ``h_1..h_T`` of shape ``(B, T, dim)`` from ``h0`` ``(B, dim)``."""
@@ -74,64 +123,99 @@ class NormalForm:
         return torch.stack(out, 1)
 
     def dg_states(self, g: float, h0: torch.Tensor, T: int) -> torch.Tensor:
-        """``D_g h`` of shape ``(B, T, dim)`` by forward-mode autodiff, batched over ``h0``."""
+        """``D_g h`` ``(B, T, dim)``: one forward-mode derivative in ``g`` for the whole batch."""
+        _check_h0(h0, self.dim)
         g_t = torch.tensor(float(g), dtype=h0.dtype, device=h0.device)
-
-        def one(h: torch.Tensor) -> torch.Tensor:
-            return jacfwd(lambda gg: self.trajectory(gg, h[None], T)[0])(g_t)
-
-        return vmap(one)(h0)
+        return jacfwd(lambda gg: self.trajectory(gg, h0, T))(g_t)
 
     def sntk_g(self, g: float, h0: torch.Tensor, T: int) -> tuple[torch.Tensor, float]:
-        """``(D_g h, ‖sNTK_g‖_2 = ‖D_g h‖²)``; the norm is ``inf`` if an orbit escapes."""
-        with torch.no_grad():
-            states = self.trajectory(g, h0, T)
-        if not bool(torch.isfinite(states).all()) or float(states.abs().max()) > ESCAPE:
-            return torch.full((*h0.shape[:1], T, self.dim), math.inf, dtype=h0.dtype), math.inf
-        v = self.dg_states(g, h0, T)
-        return v, float(v.square().sum())
+        """``(D_g h, ‖sNTK_g‖_2)`` with ``‖sNTK_g‖_2 = ‖D_g h‖²`` (rank one; module docstring).
+
+        The norm is ``inf`` when an orbit escapes ``|h| <= ESCAPE``.
+        """
+        norms, _, _ = self.sntk_g_curve(torch.tensor([float(g)], dtype=h0.dtype), h0, T)
+        return self.dg_states(g, h0, T), float(norms[0])
+
+    def sntk_g_curve(
+        self, g_values: torch.Tensor, h0: torch.Tensor, T: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``‖sNTK_g‖_2`` on a grid ``g_values`` ``(G,)``, vectorized over ``g`` and the batch.
+
+        Returns ``norm`` (G,) (``inf`` where any orbit escapes), ``norm_bounded`` (G,) (the sum
+        over the orbits that stay bounded) and ``escaped`` (G, B) (bool).
+        """
+        _check_h0(h0, self.dim)
+        g_values = torch.as_tensor(g_values, dtype=h0.dtype, device=h0.device).reshape(-1)
+
+        def one(gg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return jvp(lambda a: self.trajectory(a, h0, T), (gg,), (torch.ones_like(gg),))
+
+        states, tangents = vmap(one)(g_values)  # (G, B, T, dim) each
+        escaped = ~(torch.isfinite(states) & (states.abs() <= ESCAPE)).all(-1).all(-1)
+        per_orbit = tangents.square().sum((-1, -2))  # (G, B)
+        bounded = torch.where(escaped, torch.zeros_like(per_orbit), per_orbit).sum(1)
+        norm = torch.where(escaped.any(1), torch.full_like(bounded, math.inf), bounded)
+        return norm, bounded, escaped
+
+
+def _check_h0(h0: torch.Tensor, dim: int) -> None:
+    if not isinstance(h0, torch.Tensor) or h0.ndim != 2 or h0.shape[1] != dim:
+        raise ValueError(
+            f"h0 must be a batch of initial conditions of shape (B, {dim}), got "
+            f"{getattr(h0, 'shape', type(h0).__name__)}"
+        )
 
 
 def stability_flip_closed_form(g: float, h0: torch.Tensor, T: int) -> float:
-    """``‖h_0‖² Σ_{s=0}^{T−1} (s+1)² g^{2s}`` — the exact ``‖sNTK_g‖_2`` of ``h' = g h``."""
-    s = torch.arange(T, dtype=torch.float64)
-    return float(h0.double().square().sum() * ((s + 1) ** 2 * float(g) ** (2 * s)).sum())
+    """``‖h_0‖² Σ_{t=0}^{T−1} (t+1)² g^{2t}``: the exact ``‖sNTK_g‖_2`` of ``h' = g h`` (module)."""
+    t = torch.arange(T, dtype=torch.float64)
+    return float(h0.double().square().sum() * ((t + 1) ** 2 * float(g) ** (2 * t)).sum())
 
 
-def _cubic(sign: float):
-    def fixed(g: float) -> list[tuple[list[float], bool]]:
-        out = [([0.0], abs(g) < 1)]
-        r2 = (g - 1) if sign < 0 else (1 - g)
+# ---------------------------------------------------------------------- analytic branches
+def _fp(x: float, *mult: complex) -> Branch:
+    return Branch((x,), tuple(mult))
+
+
+def _flip_fixed(g: float) -> list[Branch]:
+    return [_fp(0.0, g)]
+
+
+def _cubic_fixed(sign: float) -> Analytic:
+    """``g h + sign·h³``: 0 and ``±√((1 − g)/sign)`` where real, multiplier ``3 − 2g``."""
+
+    def fixed(g: float) -> list[Branch]:
+        out = [_fp(0.0, g)]
+        r2 = (1 - g) / sign
         if r2 > 0:
             r = math.sqrt(r2)
-            d = 3 - 2 * g  # f'(±r) for both signs of the cubic term
-            out += [([r], abs(d) < 1), ([-r], abs(d) < 1)]
+            out += [_fp(r, 3 - 2 * g), _fp(-r, 3 - 2 * g)]
         return out
 
     return fixed
 
 
-def _saddle_node_fixed(g: float) -> list[tuple[list[float], bool]]:
+def _saddle_node_fixed(g: float) -> list[Branch]:
     if g < 1:
         return []
     r = math.sqrt(g - 1)
-    return [([r], abs(1 - 2 * r) < 1), ([-r], False)]
+    return [_fp(r, 1 - 2 * r), _fp(-r, 1 + 2 * r)] if r > 0 else [_fp(0.0, 1.0)]
 
 
-def _transcritical_fixed(g: float) -> list[tuple[list[float], bool]]:
-    return [([0.0], abs(g) < 1), ([g - 1], abs(2 - g) < 1)]
+def _transcritical_fixed(g: float) -> list[Branch]:
+    return [_fp(0.0, g), _fp(g - 1, 2 - g)] if g != 1 else [_fp(0.0, 1.0)]
 
 
-def _flip_fixed(g: float) -> list[tuple[list[float], bool]]:
-    out = [([0.0], abs(g) < 1)]
-    if g > 1:  # the period-2 orbit ±√(g−1): multiplier (f'(r))² = (3(g−1) − g)²
-        r = math.sqrt(g - 1)
-        mult = (3 * (g - 1) - g) ** 2
-        out += [([r], mult < 1), ([-r], mult < 1)]
-    return out
+def _period_doubling_fixed(g: float) -> list[Branch]:
+    r = math.sqrt(1 + g) if g > -1 else 0.0
+    return [_fp(0.0, -g)] + ([_fp(r, 3 + 2 * g), _fp(-r, 3 + 2 * g)] if r > 0 else [])
 
 
-OMEGA = 1.0
+def _period_doubling_cycle(g: float) -> list[Branch]:
+    if g <= 1:
+        return []
+    r = math.sqrt(g - 1)
+    return [Branch((r,), ((2 * g - 3) ** 2,), "2-cycle")]
 
 
 def _ns_step(h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -141,123 +225,122 @@ def _ns_step(h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return torch.stack([amp * (c * x - s * y), amp * (s * x + c * y)], -1)
 
 
-def _ns_fixed(g: float) -> list[tuple[list[float], bool]]:
-    out = [([0.0, 0.0], abs(g) < 1)]
-    if g > 1:
-        out.append(([math.sqrt(g - 1), 0.0], True))  # radius of the attracting invariant circle
-    return out
+def _ns_fixed(g: float) -> list[Branch]:
+    lam = g * cmath.exp(1j * OMEGA)
+    return [Branch((0.0, 0.0), (lam, lam.conjugate()))]
+
+
+def _ns_circle(g: float) -> list[Branch]:
+    if g <= 1:
+        return []
+    return [Branch((math.sqrt(g - 1), 0.0), (3 - 2 * g,), "invariant circle")]
 
 
 NORMAL_FORMS: dict[str, NormalForm] = {
     nf.name: nf
     for nf in [
-        NormalForm(
-            "stability_flip",
-            "stability flip",
-            1,
-            lambda h, g: g * h,
-            lambda g: [([0.0], abs(g) < 1)],
-            description="h' = g h",
-        ),
-        NormalForm(
-            "pitchfork",
-            "pitchfork",
-            1,
-            lambda h, g: g * h - h**3,
-            _cubic(-1.0),
-            description="h' = g h − h³",
-        ),
-        NormalForm(
-            "subcritical_pitchfork",
-            "subcritical pitchfork",
-            1,
-            lambda h, g: g * h + h**3,
-            _cubic(1.0),
-            description="h' = g h + h³",
-        ),
-        NormalForm(
-            "saddle_node",
-            "saddle-node",
-            1,
-            lambda h, g: h + (g - 1) - h**2,
-            _saddle_node_fixed,
-            description="h' = h + (g − 1) − h²",
-        ),
-        NormalForm(
-            "transcritical",
-            "transcritical",
-            1,
-            lambda h, g: g * h - h**2,
-            _transcritical_fixed,
-            description="h' = g h − h²",
-        ),
-        NormalForm(
-            "period_doubling",
-            "period doubling",
-            1,
-            lambda h, g: -g * h + h**3,
-            _flip_fixed,
-            description="h' = −g h + h³",
-        ),
-        NormalForm(
-            "neimark_sacker",
-            "Neimark–Sacker",
-            2,
-            _ns_step,
-            _ns_fixed,
-            description="z' = g e^{iω} z − |z|² z",
-        ),
+        NormalForm("stability_flip", "stability flip", 1, lambda h, g: g * h, _flip_fixed,
+                   description="h' = g h"),
+        NormalForm("pitchfork", "pitchfork", 1, lambda h, g: g * h - h**3, _cubic_fixed(-1.0),
+                   description="h' = g h − h³"),
+        NormalForm("subcritical_pitchfork", "subcritical pitchfork", 1,
+                   lambda h, g: g * h + h**3, _cubic_fixed(1.0), description="h' = g h + h³"),
+        NormalForm("saddle_node", "saddle-node", 1, lambda h, g: h + (g - 1) - h**2,
+                   _saddle_node_fixed, description="h' = h + (g − 1) − h²"),
+        NormalForm("transcritical", "transcritical", 1, lambda h, g: g * h - h**2,
+                   _transcritical_fixed, description="h' = g h − h²"),
+        NormalForm("period_doubling", "period doubling", 1, lambda h, g: -g * h + h**3,
+                   _period_doubling_fixed, _period_doubling_cycle, description="h' = −g h + h³"),
+        NormalForm("neimark_sacker", "Neimark–Sacker", 2, _ns_step, _ns_fixed, _ns_circle,
+                   description="z' = e^{iω}(g − |z|²) z, ω = 1"),
     ]
-}
+}  # fmt: skip
 
 
 def figure2_data(
-    forms: list[str] | None = None,
+    forms: Sequence[str] | None = None,
     *,
     g_values: torch.Tensor | None = None,
-    ranges: tuple[float, ...] = (0.05, 0.1),
+    ranges: Sequence[float] = (0.05, 0.1),
     T: int = 30,
     batch: int = 256,
     seed: int = 0,
 ) -> dict[str, dict]:
     """``‖sNTK_g‖_2`` over ``g`` for each form and initial-condition range (paper 000 Fig. 2).
 
-    Initial conditions are ``h_0 ~ U[−a, a]^dim`` for each ``a`` in ``ranges`` (one fixed draw
-    per ``a``, seed ``seed``). Per form and ``a``: ``norm`` over the grid ``g`` (``inf`` where an
-    orbit escapes, as the saddle-node, transcritical and subcritical forms do on one side of
-    ``g*``), ``value_at_gstar``, the ``g_peak`` and ``peak`` over the finite part of the curve,
-    ``peak_over_gstar`` (``nan`` when the value at ``g*`` is infinite) and ``monotone_past_gstar``
-    (the finite curve never decreases for ``g > g*``, the stability flip's signature).
+    Every form is evaluated on the same grid, by default ``g ∈ [0.5, 1.5]`` (101 points,
+    ``g* = 1`` in the middle). Initial conditions are ``h_0 ~ U[−a, a]^dim`` for each ``a`` in
+    ``ranges`` (``batch`` of them, one draw per ``a`` from ``seed``).
+
+    Returns ``{form: {"g", "g_star", "description", "ranges": {str(a): summary},
+    "bounded": {str(a): {"norm", "escaped_fraction"}}}}`` where ``summary`` holds
+
+    * ``norm``: the curve (``inf`` where some orbit escapes);
+    * ``value_at_gstar``: ``‖sNTK_g‖`` at exactly ``g*``;
+    * ``g_peak``, ``peak``: the maximum over the finite part of the curve and where it is;
+    * ``peak_over_gstar``: ``peak / value_at_gstar`` (``nan`` if that is infinite);
+    * ``monotone_past_gstar``: the finite curve never decreases for ``g > g*`` (the stability
+      flip's signature); ``peaked``: the maximum is interior (not at either end of the finite
+      part of the grid) and the curve falls below half of it by the end (self-regulation);
+    * ``escaped_fraction_of_grid``: the fraction of grid points with an escaping orbit;
+    * ``g_peak_bounded``, ``peak_over_gstar_bounded``, ``peaked_bounded``: the same from the
+      sum over the bounded orbits only (``bounded``), informative for the forms whose quadratic
+      normal form lets half of the orbits run off (saddle-node, transcritical).
     """
-    forms = forms or list(NORMAL_FORMS)
-    g_values = torch.linspace(0.5, 1.5, 101, dtype=torch.float64) if g_values is None else g_values
+    names = list(NORMAL_FORMS) if forms is None else list(forms)
+    unknown = [n for n in names if n not in NORMAL_FORMS]
+    if unknown:
+        raise ValueError(f"unknown normal forms {unknown}; choose from {list(NORMAL_FORMS)}")
+    if g_values is None:
+        g_values = torch.linspace(0.5, 1.5, 101, dtype=torch.float64)
+    g_values = torch.as_tensor(g_values, dtype=torch.float64).reshape(-1)
+    if T < 1 or batch < 1:
+        raise ValueError(f"T and batch must be >= 1, got T={T}, batch={batch}")
     out: dict[str, dict] = {}
-    for name in forms:
+    for name in names:
         nf = NORMAL_FORMS[name]
-        entry: dict = {"g": g_values.tolist(), "description": nf.description, "ranges": {}}
+        grid = torch.cat([g_values, torch.tensor([nf.g_star], dtype=torch.float64)])
+        entry: dict = {
+            "g": g_values.tolist(),
+            "g_star": nf.g_star,
+            "description": nf.description,
+            "ranges": {},
+            "bounded": {},
+        }
         for a in ranges:
             gen = torch.Generator().manual_seed(seed)
             h0 = (2 * torch.rand(batch, nf.dim, generator=gen, dtype=torch.float64) - 1) * a
-            norms = torch.tensor(
-                [nf.sntk_g(float(g), h0, T)[1] for g in g_values], dtype=torch.float64
-            )
-            at_star = nf.sntk_g(nf.g_star, h0, T)[1]
-            finite = torch.isfinite(norms)
-            masked = torch.where(finite, norms, torch.full_like(norms, -math.inf))
-            i = int(masked.argmax())
-            past = norms[(g_values > nf.g_star) & finite]
-            entry["ranges"][str(a)] = {
-                "norm": norms.tolist(),
-                "value_at_gstar": at_star,
-                "g_peak": float(g_values[i]) if bool(finite.any()) else math.nan,
-                "peak": float(norms[i]) if bool(finite.any()) else math.nan,
-                "peak_over_gstar": float(norms[i]) / at_star
-                if math.isfinite(at_star)
-                else math.nan,
-                "monotone_past_gstar": bool((past[1:] >= past[:-1]).all())
-                if past.numel() > 1
-                else None,
-                "escaped_fraction_of_grid": float((~finite).double().mean()),
+            norm, bounded, escaped = nf.sntk_g_curve(grid, h0, T)
+            summary = _curve_summary(g_values, norm[:-1], float(norm[-1]), nf.g_star)
+            b_summary = _curve_summary(g_values, bounded[:-1], float(bounded[-1]), nf.g_star)
+            summary["g_peak_bounded"] = b_summary["g_peak"]
+            summary["peak_over_gstar_bounded"] = b_summary["peak_over_gstar"]
+            summary["peaked_bounded"] = b_summary["peaked"]
+            summary["escaped_fraction_of_grid"] = float(escaped[:-1].any(1).double().mean())
+            entry["ranges"][str(a)] = {"norm": norm[:-1].tolist(), **summary}
+            entry["bounded"][str(a)] = {
+                "norm": bounded[:-1].tolist(),
+                "escaped_fraction": escaped[:-1].double().mean(1).tolist(),
             }
         out[name] = entry
     return out
+
+
+def _curve_summary(g: torch.Tensor, norm: torch.Tensor, at_star: float, g_star: float) -> dict:
+    finite = torch.isfinite(norm)
+    if not bool(finite.any()):
+        nan = math.nan
+        return {"value_at_gstar": at_star, "g_peak": nan, "peak": nan, "peak_over_gstar": nan,
+                "monotone_past_gstar": None, "peaked": False}  # fmt: skip
+    masked = torch.where(finite, norm, torch.full_like(norm, -math.inf))
+    i = int(masked.argmax())
+    first, last = int(finite.nonzero()[0, 0]), int(finite.nonzero()[-1, 0])
+    past = norm[(g > g_star) & finite]
+    return {
+        "value_at_gstar": at_star,
+        "g_peak": float(g[i]),
+        "peak": float(norm[i]),
+        "peak_over_gstar": float(norm[i]) / at_star if math.isfinite(at_star) else math.nan,
+        "monotone_past_gstar": bool((past[1:] >= past[:-1]).all()) if past.numel() > 1 else None,
+        "peaked": first < i < last and float(norm[last]) < 0.5 * float(norm[i]),
+    }

@@ -1,47 +1,208 @@
-"""Shared matplotlib set-up for the reproduction figures (Agg backend, no display needed)."""
+"""Figures for the reproductions: one consistent style, rendered with Agg, saved as PNG + PDF.
+
+Figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, made without ``pyplot``:
+importing this module does not switch the backend of an interactive session, no display is
+needed, and figures made in different threads (in-process sweeps) do not share pyplot state.
+
+    fig, ax = figure(1, 2)                      # ax is a 2-D array of axes
+    line(ax[0, 0], steps, rank, err=rank_err, label="stable rank")
+    mark_events(ax[0, 0], [e["step"] for e in run.events])
+    ax[0, 0].set(xlabel="step", ylabel="stable rank")
+    save(fig, run.path("fig1_training"))        # fig1_training.png and .pdf, atomically
+
+:data:`STYLE` is applied when the figure is created and again when it is saved (tick labels,
+gridlines), and :func:`save` gives texts left at matplotlib's default sizes (labels, titles,
+legends created after :func:`figure`) the style's sizes; sizes set explicitly are kept.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib as mpl
+import numpy as np
+from cycler import cycler
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 
 from sntkit.experiments.io import save_figure
 
-STYLE = {
+__all__ = [
+    "COLORS",
+    "STYLE",
+    "figure",
+    "line",
+    "mark_events",
+    "metrics_figure",
+    "save",
+    "style",
+]
+
+#: Okabe–Ito colour-blind-safe palette
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+STYLE: dict[str, Any] = {
     "figure.dpi": 110,
+    "savefig.dpi": 150,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
+    "axes.prop_cycle": cycler(color=COLORS),
     "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
     "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
     "legend.fontsize": 8,
     "legend.frameon": False,
+    "lines.linewidth": 1.4,
+    "pdf.fonttype": 42,  # editable text in the PDFs
 }
 
 
-def figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.2, height: float = 2.6, **kw: Any):
-    """A figure with ``nrows × ncols`` panels of the given size (inches) in the sntkit style."""
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw
-        )
+@contextmanager
+def style() -> Iterator[None]:
+    """The sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def figure(
+    nrows: int = 1, ncols: int = 1, *, width: float = 3.2, height: float = 2.6, **kw: Any
+) -> tuple[Figure, np.ndarray]:
+    """A figure of ``nrows × ncols`` panels, each ``width × height`` inches, in the sntkit style.
+
+    Returns ``(fig, axes)`` with ``axes`` always a 2-D array; ``kw`` go to ``Figure.subplots``
+    (``sharex``, ``gridspec_kw``, ...).
+    """
+    with style():
+        fig = Figure(figsize=(width * ncols, height * nrows))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+        for ax in axes.flat:
+            ax.grid(True, alpha=STYLE["grid.alpha"], linewidth=STYLE["grid.linewidth"])
     return fig, axes
 
 
-def save(fig: Any, stem: str | Path) -> list[Path]:
-    """Save as PNG and PDF (atomically) and close the figure."""
-    fig.tight_layout()
-    paths = save_figure(fig, stem)
-    plt.close(fig)
+def _sizes() -> dict[str, float]:
+    rc = mpl.rcParams
+
+    def pt(size: Any) -> float:
+        return FontProperties(size=size).get_size_in_points()
+
+    return {
+        "label": pt(rc["axes.labelsize"]),
+        "title": pt(rc["axes.titlesize"]),
+        "legend": pt(rc["legend.fontsize"]),
+    }
+
+
+def _restyle_texts(fig: Figure) -> None:
+    default = _sizes()
+    with style():
+        target = _sizes()
+    for ax in fig.axes:
+        texts = {
+            "label": [ax.xaxis.label, ax.yaxis.label],
+            "title": [ax.title],
+        }
+        legend = ax.get_legend()
+        if legend is not None:
+            texts["legend"] = list(legend.get_texts())
+            if legend.get_title().get_text():
+                texts["legend"].append(legend.get_title())
+            if legend.get_frame_on() == mpl.rcParams["legend.frameon"]:
+                legend.set_frame_on(STYLE["legend.frameon"])
+        for kind, items in texts.items():
+            for text in items:
+                if abs(text.get_fontsize() - default[kind]) < 1e-9:
+                    text.set_fontsize(target[kind])
+
+
+def save(fig: Figure, stem: str | Path, *, dpi: int | None = None) -> list[Path]:
+    """Style, lay out and save ``fig`` as ``STEM.png`` and ``STEM.pdf`` (each atomically).
+
+    Returns the two paths. The figure is released afterwards (``pyplot`` figures are closed).
+    """
+    _restyle_texts(fig)
+    with style():
+        fig.tight_layout()
+        paths = save_figure(fig, stem, dpi=dpi or STYLE["savefig.dpi"])
+    if getattr(fig.canvas, "manager", None) is not None:  # made with pyplot
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return paths
 
 
-def mark_events(ax: Any, steps: list[float], **kw: Any) -> None:
-    """Dashed vertical lines at event steps (the paper's bifurcation markers)."""
-    for s in steps:
-        ax.axvline(s, color=kw.get("color", "k"), linestyle="--", linewidth=0.8, alpha=0.7)
+def mark_events(
+    ax: Any, steps: Sequence[float], *, color: str = "k", label: str | None = None, **kw: Any
+) -> None:
+    """Dashed vertical lines at event steps (the papers' bifurcation markers).
+
+    ``label`` labels the first line only (one legend entry); ``kw`` go to ``axvline``.
+    """
+    opts = {"linestyle": "--", "linewidth": 0.8, "alpha": 0.7} | kw
+    for i, s in enumerate(steps):
+        ax.axvline(s, color=color, label=label if i == 0 else None, **opts)
+
+
+def line(
+    ax: Any,
+    x: Any,
+    y: Any,
+    err: Any = None,
+    *,
+    label: str | None = None,
+    color: str | None = None,
+    **kw: Any,
+) -> Any:
+    """Plot ``y`` against ``x`` with a shaded ``y ± err`` band (when ``err`` is given).
+
+    Non-finite values leave gaps. Returns the line.
+    """
+    (ln,) = ax.plot(x, y, label=label, color=color, **kw)
+    if err is not None:
+        y_, e_ = np.asarray(y, dtype=float), np.asarray(err, dtype=float)
+        ax.fill_between(x, y_ - e_, y_ + e_, color=ln.get_color(), alpha=0.2, linewidth=0)
+    return ln
+
+
+def metrics_figure(
+    metrics: Any,
+    ys: Sequence[str],
+    *,
+    x: str = "step",
+    events: Sequence[float] = (),
+    logy: Sequence[str] = (),
+    width: float = 3.0,
+    height: float = 2.4,
+) -> Figure:
+    """A quick-look figure of a metrics table: one panel per column in ``ys`` against ``x``.
+
+    ``metrics`` is a ``pandas.DataFrame`` (e.g. ``metrics.parquet``) or a list of row dicts; a
+    column ``NAME_err`` is drawn as an error band; ``events`` are marked on every panel and the
+    panels named in ``logy`` use a log scale.
+    """
+    import pandas as pd
+
+    df = metrics if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
+    missing = [c for c in (x, *ys) if c not in df.columns]
+    if missing:
+        raise ValueError(f"metrics has no column(s) {missing}; columns: {list(df.columns)}")
+    fig, axes = figure(1, len(ys), width=width, height=height)
+    for ax, name in zip(axes.flat, ys, strict=True):
+        data = df[[x, name, *([f"{name}_err"] if f"{name}_err" in df else [])]].dropna()
+        err = data.get(f"{name}_err")
+        line(ax, data[x], data[name], err)
+        mark_events(ax, list(events))
+        ax.set(xlabel=x, ylabel=name)
+        if name in logy:
+            ax.set_yscale("log")
+    return fig

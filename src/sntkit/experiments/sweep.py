@@ -1,89 +1,297 @@
 """Parameter sweeps on Dask: a grid of independent runs, resumable, one tidy table.
 
-``run_sweep(name, grid, ...)`` runs the registered experiment ``name`` once per point of the
-product ``grid`` (``{"gain": [0.5, 1.0], "rank": [1, 4]}``), each in its own folder
-``OUT/points/key=value_key=value/``, on
+``run_sweep(name, grid, ...)`` runs the registered experiment (or point function) ``name`` once
+per point of the product ``grid`` (``{"gain": [0.5, 1.0], "rank": [1, 4]}``), each a normal
+sntkit run in its own folder ``OUT/points/gain=0.5_rank=4/`` (named from the point's parameters,
+keys sorted; a short hash is added when a value has characters unsafe in file names). Points
+are Dask futures, executed on
 
-* an embedded ``distributed.LocalCluster`` by default (one single-threaded worker *process* per
-  core: ``torch.func``'s forward-mode AD keeps process-global state, so two points must not run
-  as threads of one process — ``processes=False`` is only safe with one worker), or
-* an existing cluster: ``scheduler="tcp://host:8786"`` (``sntkit sweep ... --scheduler ADDR``).
+* an embedded ``distributed.LocalCluster`` by default: ``workers`` single-threaded worker
+  *processes* (default: one per core, at most one per point). ``processes=False`` runs the
+  workers as threads of this process — fast to start, but the points then share the global RNGs
+  and torch's process-wide state, so only experiments that keep their randomness in their own
+  generators are reproducible that way (on any worker, Dask's own threads draw from Python's
+  global ``random``: use a tracked ``random.Random`` instead, see :mod:`~sntkit.experiments.run`);
+* an existing cluster: ``scheduler="tcp://host:8786"`` (``sntkit sweep ... --scheduler ADDR``),
+  or any ``client=distributed.Client(...)``. The workers must see the output folder (a shared
+  file system) and have sntkit installed.
 
-On HPC systems start workers with dask-jobqueue and pass the client (or its scheduler address)::
+On HPC systems start the workers with dask-jobqueue (``pip install "sntkit[hpc]"``), e.g. SLURM::
 
-    from dask_jobqueue import SLURMCluster          # pip install "sntkit[hpc]"
+    from dask_jobqueue import SLURMCluster           # or PBSCluster, SGECluster, LSFCluster
     from distributed import Client
-    cluster = SLURMCluster(cores=1, processes=1, memory="8GB", walltime="02:00:00")
-    cluster.scale(jobs=32)
-    run_sweep("space-time-point", grid, client=Client(cluster))
+    from sntkit.experiments.sweep import run_sweep
 
-Every point is a normal sntkit run: a point whose folder holds ``summary.json`` is finished and
-skipped when the sweep is run again; an interrupted point resumes from its last checkpoint; a
-point that raises is retried ``retries`` times (Dask's task retries) and then reported as failed
-without stopping the others. ``OUT/results.parquet`` (written atomically) has one row per point:
-its parameters, its summary's scalar values, ``status`` (``ok``/``failed``) and ``error``.
+    cluster = SLURMCluster(cores=4, processes=1, memory="16GB", walltime="04:00:00",
+                           job_extra_directives=["--partition=cpu"])
+    cluster.adapt(minimum_jobs=1, maximum_jobs=32)   # or cluster.scale(jobs=32)
+    with Client(cluster) as client:
+        run_sweep("space-time-point", {"gain": [0.5, 1, 2], "input_rank": [1, 4, 16]},
+                  out="/scratch/me/sweep", client=client)
+
+or start the scheduler and ``dask worker`` jobs yourself and pass ``--scheduler ADDRESS``
+(see ``docs/sweeps.md``). Jobs killed at their wall-time are harmless: Dask reschedules their
+points, which resume from their last checkpoint.
+
+Resuming and failures. Points whose folder holds a complete ``summary.json`` are finished: a
+rerun of the same sweep reads their summaries and submits only the others; an interrupted point
+resumes from its newest checkpoint (``Run(resume=True)``). A point that raises is retried up to
+``retries`` times (resubmitted as soon as it fails), then reported as ``failed`` with its error
+— the traceback is in its folder's ``error.txt`` — without stopping the others; a worker that
+dies is replaced and its point rescheduled by Dask. ``OUT/sweep.json`` records the experiment,
+scale and fixed settings; rerunning into the same folder with different ones is refused.
+
+``OUT/results.parquet`` (atomic, rewritten as points finish) is one tidy table with one row
+per point: the point's parameters, the scalar values of its summary (nested mappings flattened
+as ``key.sub``; a summary key equal to a parameter name is dropped when it repeats the value
+and stored as ``summary.KEY`` otherwise), then ``status`` (``ok``/``failed``/``pending``),
+``error``, ``attempts`` (in this invocation; 0 for points finished earlier) and ``folder``
+(relative to ``OUT``). The returned ``DataFrame`` is that table, with ``attrs["path"]`` its file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sntkit.experiments import io
+from sntkit.experiments import io, progress
 from sntkit.experiments.errors import ConfigError
-from sntkit.experiments.progress import Progress
-from sntkit.experiments.registry import get_experiment
-from sntkit.experiments.run import Run, slug
+from sntkit.experiments.registry import Experiment, check_device, get_experiment
+from sntkit.experiments.run import finished_summary, slug
+
+__all__ = [
+    "grid_points",
+    "parse_grid",
+    "point_name",
+    "run_point",
+    "run_sweep",
+    "split_sweep_spec",
+]
 
 Grid = Mapping[str, Sequence[Any]]
+#: columns the sweep adds after the parameters and the summary values
+STATUS_COLUMNS = ("status", "error", "attempts", "folder")
+_MAX_NAME = 120
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """``["gain=0.5,1.0", "rank=1,4"]`` -> ``{"gain": [0.5, 1.0], "rank": [1, 4]}``."""
+    """``["gain=0.5,1.0", "task=W,W_in"]`` -> ``{"gain": [0.5, 1.0], "task": ["W", "W_in"]}``.
+
+    Values are parsed as YAML scalars (numbers, booleans, strings).
+    """
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, values = item.partition("=")
-        if not sep or not key or not values:
+        parts = [v.strip() for v in values.split(",")]
+        if not sep or not key.strip() or not all(parts):
             raise ConfigError(f"--grid expects KEY=V1,V2,..., got {item!r}")
-        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
-    if not grid:
-        raise ConfigError("a sweep needs at least one --grid KEY=V1,V2,...")
+        try:
+            grid[key.strip()] = [yaml.safe_load(v) for v in parts]
+        except yaml.YAMLError:
+            raise ConfigError(f"--grid {item!r}: values must be plain numbers or words") from None
     return grid
 
 
+def split_sweep_spec(data: Mapping[str, Any]) -> tuple[str | None, str | None, dict, dict]:
+    """Split a sweep file's mapping into ``(experiment, scale, grid, fixed settings)``.
+
+    The file holds ``grid:`` (a mapping of setting -> list of values), optionally
+    ``experiment:`` and ``scale:``; every other key is a setting fixed for all points.
+    """
+    data = dict(data)
+    experiment, scale = data.pop("experiment", None), data.pop("scale", None)
+    data.pop("versions", None)
+    grid = data.pop("grid", {}) or {}
+    if not isinstance(grid, Mapping):
+        raise ConfigError("the sweep file's 'grid' must map settings to lists of values")
+    return experiment, scale, dict(grid), data
+
+
 def grid_points(grid: Grid) -> list[dict[str, Any]]:
-    """The product of the grid's values, in a deterministic order."""
-    keys = list(grid)
-    values = itertools.product(*(grid[k] for k in keys))
-    return [dict(zip(keys, v, strict=True)) for v in values]
+    """The product of the grid's values in a deterministic order (the last key varies fastest).
+
+    A scalar value counts as a one-element list; an empty list is an error.
+    """
+    axes: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        vals = list(values) if isinstance(values, list | tuple) else [values]
+        if not vals:
+            raise ConfigError(f"grid setting {key!r} has no values")
+        axes[str(key)] = vals
+    keys = list(axes)
+    return [dict(zip(keys, v, strict=True)) for v in itertools.product(*axes.values())]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return ",".join(_fmt(v) for v in value)
+    return str(value)
 
 
 def point_name(point: Mapping[str, Any]) -> str:
-    """A folder name for a point, e.g. ``gain=0.5_rank=4``."""
-    return slug("_".join(f"{k}={v}" for k, v in point.items()))
+    """The folder name of a point: ``gain=0.5_task=W`` (keys sorted).
+
+    A short hash of the exact parameters is appended when characters had to be replaced or
+    the name had to be shortened, so that points with different printed values never share a
+    folder (values that print alike, ``1`` and ``"1"``, are refused by :func:`run_sweep`).
+    """
+    raw = "_".join(f"{k}={_fmt(point[k])}" for k in sorted(point))
+    name = slug(raw)
+    if name != raw or len(name) > _MAX_NAME:
+        digest = hashlib.sha1(
+            json.dumps(io.to_jsonable(point), sort_keys=True).encode()
+        ).hexdigest()[:8]
+        name = f"{name[:_MAX_NAME]}-{digest}"
+    return name
 
 
-def run_point(name: str, scale: str, settings: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """Run, resume or (if finished) skip one point; returns its status, summary and error."""
+def run_point(
+    experiment: Experiment,
+    scale: str,
+    settings: dict[str, Any],
+    out_dir: str,
+    torch_threads: int | None = None,
+) -> dict[str, Any]:
+    """Run, resume or (if finished) read one point; executed on a Dask worker.
+
+    Returns ``{"status": "ok"|"failed", "summary": ..., "error": ...}``; an exception is
+    caught, reported as ``"Type: message"`` and its traceback written to ``error.txt``.
+    """
     out = Path(out_dir)
-    if (out / "summary.json").exists():
-        summary = io.read_json(out / "summary.json")
-        return {"status": "ok", "summary": summary, "error": None, "ran": False}
-    exp = get_experiment(name)
-    config = exp.config(scale, settings)
-    resume = (out / "config.json").exists()
-    run = Run(out, config, resume=resume, checkpoint_every=exp.checkpoint_every)
-    summary = exp.fn(config, run)
-    return {"status": "ok", "summary": summary, "error": None, "ran": True}
+    done = finished_summary(out)
+    if done is not None:
+        return {"status": "ok", "summary": done, "error": None}
+    try:
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        config = experiment.config(scale, settings)
+        resume = (out / "config.json").exists()
+        with progress.suppressed():
+            summary = experiment.execute(config, out, resume=resume)
+    except Exception as exc:
+        with suppress(OSError):
+            io.write_text(out / "error.txt", traceback.format_exc())
+        return {"status": "failed", "summary": {}, "error": _one_line(exc)}
+    (out / "error.txt").unlink(missing_ok=True)
+    return {"status": "ok", "summary": io.to_jsonable(summary), "error": None}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _flat_scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= _flat_scalars(value, f"{name}.")
+        elif value is None or isinstance(value, bool | int | float | str):
+            out[name] = value
+    return out
+
+
+def _table(points: list[dict], records: list[dict], names: list[str]) -> Any:
+    import pandas as pd
+
+    rows, summary_cols = [], {}
+    for point, rec, name in zip(points, records, names, strict=True):
+        row = dict(point)
+        for key, value in _flat_scalars(rec["summary"]).items():
+            if key in point and io.to_jsonable(point[key]) == value:
+                continue
+            col = f"summary.{key}" if key in point or key in STATUS_COLUMNS else key
+            row[col] = value
+            summary_cols[col] = None
+        row |= {
+            "status": rec["status"],
+            "error": rec["error"],
+            "attempts": rec["attempts"],
+            "folder": str(Path("points") / name),
+        }
+        rows.append(row)
+    columns = [*points[0], *summary_cols, *STATUS_COLUMNS] if points else list(STATUS_COLUMNS)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _prepare_out(out: Path, spec: dict[str, Any]) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "points").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"sweep folder {out} is not writable ({exc.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise ConfigError(f"sweep folder {out} is not writable")
+    saved_path = out / "sweep.json"
+    if saved_path.exists():
+        try:
+            saved = io.read_json(saved_path)
+        except (OSError, ValueError):
+            saved = {}
+        fixed = ("experiment", "scale", "settings")
+        diff = [k for k in fixed if saved.get(k) != io.to_jsonable(spec[k])]
+        if diff:
+            raise ConfigError(
+                f"{out} holds a sweep with a different {', '.join(diff)}; rerun it with the same "
+                "experiment, scale and fixed settings, or choose another --out"
+            )
+        grid = dict(saved.get("grid", {})) | io.to_jsonable(spec["grid"])
+        spec = spec | {"grid": grid}
+    io.write_json(saved_path, spec)
+
+
+@contextmanager
+def _dask_client(
+    client: Any, scheduler: str | None, workers: int | None, processes: bool, tasks: int
+) -> Iterator[tuple[Any, int | None]]:
+    """``(client, torch threads per point or None)``; a cluster started here is closed after."""
+    if client is not None:
+        yield client, None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            own = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot connect to the Dask scheduler {scheduler} ({exc})") from None
+        with own:
+            yield own, None
+        return
+    cores = os.cpu_count() or 1
+    n = workers or max(1, min(cores, tasks))
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as own,
+    ):
+        yield own, (max(1, cores // n) if processes else None)
 
 
 def run_sweep(
-    name: str,
+    experiment: str | Experiment,
     grid: Grid,
     *,
     scale: str = "quick",
@@ -95,89 +303,131 @@ def run_sweep(
     processes: bool = True,
     retries: int = 1,
 ) -> Any:
-    """Run ``name`` over ``grid`` on Dask (see module docstring); returns the results table."""
-    import pandas as pd
-    from distributed import Client, LocalCluster, as_completed
+    """Run ``experiment`` over the product of ``grid`` on Dask; returns the results table.
 
-    exp = get_experiment(name)
-    points = grid_points(grid)
+    Parameters
+    ----------
+    experiment:
+        A registered experiment or point function (name or :class:`Experiment`).
+    grid:
+        Setting -> list of values; the points are their product (:func:`grid_points`).
+    scale, base:
+        The scale and the settings fixed for every point (a grid value overrides ``base``).
+    out:
+        The sweep folder (default ``runs/sweep-NAME-SCALE`` under ``$SNTKIT_RUNS``).
+    scheduler, client:
+        An existing Dask scheduler address or client; default: a ``LocalCluster`` of
+        ``workers`` single-threaded workers (``processes=False``: threads of this process).
+    retries:
+        How many times a failing point is resubmitted before it is reported as failed.
+
+    Every point's configuration is validated before anything runs (:class:`ConfigError`).
+    The table (a ``pandas.DataFrame``, also written to ``OUT/results.parquet``) is described
+    in the module docstring.
+    """
+    if retries < 0:
+        raise ConfigError(f"retries must be >= 0, got {retries}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    if not grid:
+        raise ConfigError("a sweep needs a grid: give --grid KEY=V1,V2,... or a 'grid:' mapping")
     base = dict(base or {})
-    for point in points:  # validate every configuration before starting anything
+    points = grid_points(grid)
+    for point in points:  # every configuration is checked before anything runs
         exp.config(scale, base | point)
-    out = Path(out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{name}-{scale}"))
-    out.mkdir(parents=True, exist_ok=True)
-    io.write_json(
-        out / "sweep.json", {"experiment": name, "scale": scale, "base": base, "grid": dict(grid)}
-    )
-    own_cluster = None
-    if client is None:
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            own_cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=processes,
-                dashboard_address=None,
-            )
-            client = Client(own_cluster)
-    results: dict[int, dict[str, Any]] = {}
-    attempts = dict.fromkeys(range(len(points)), 0)
-    try:
-        # explicit rounds rather than Dask's task retries: a point that fails is resubmitted up
-        # to `retries` times, and its last error is what the table reports
-        pending = list(range(len(points)))
-        bar = Progress(range(len(points)), total=len(points), desc=f"sweep {name}")
-        while pending:
-            futures = {}
-            for i in pending:
-                attempts[i] += 1
-                folder = str(out / "points" / point_name(points[i]))
-                fut = client.submit(
-                    run_point,
-                    name,
-                    scale,
-                    base | points[i],
-                    folder,
-                    key=f"{name}-{point_name(points[i])}-{i}-try{attempts[i]}",
-                    pure=False,
-                )
-                futures[fut] = i
-            pending = []
-            for fut in as_completed(list(futures)):
-                i = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:
-                    res = {
-                        "status": "failed",
-                        "summary": {},
-                        "error": f"{type(exc).__name__}: {exc}",
-                    }
-                    if attempts[i] <= retries:
-                        pending.append(i)
-                        continue
-                results[i] = res | {"attempts": attempts[i]}
-                bar.bar.update(1)
-                failed = sum(r["status"] == "failed" for r in results.values())
-                bar.show(done=len(results), failed=failed)
-        bar.close()
-    finally:
-        if own_cluster is not None:
-            client.close()
-            own_cluster.close()
-    rows = []
-    for i, point in enumerate(points):
-        res = results[i]
-        scalars = {
-            k: v
-            for k, v in res["summary"].items()
-            if isinstance(v, int | float | str | bool) or v is None
-        }
-        folder = str(out / "points" / point_name(point))
-        rows.append(
-            {**point, **scalars, "status": res["status"], "error": res["error"], "folder": folder}
+    names = [point_name(p) for p in points]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            "two grid points share a folder name: give each value once (and not both 1 and '1')"
         )
-    table = pd.DataFrame(rows)
-    io.write_parquet(out / "results.parquet", table)
+    if client is None and not scheduler:  # this machine runs the points: check its devices
+        for device in {exp.config(scale, base | p)["device"] for p in points}:
+            check_device(device)
+    out = Path(
+        out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{exp.name}-{scale}")
+    )
+    _prepare_out(
+        out, {"experiment": exp.name, "scale": scale, "settings": base, "grid": dict(grid)}
+    )
+    folders = [out / "points" / n for n in names]
+    records: list[dict[str, Any]] = []
+    for folder in folders:
+        done = finished_summary(folder)
+        status = "ok" if done is not None else "pending"
+        records.append({"status": status, "summary": done or {}, "error": None, "attempts": 0})
+    pending = [i for i, r in enumerate(records) if r["status"] == "pending"]
+
+    def write_table() -> Any:
+        table = _table(points, records, names)
+        io.write_parquet(out / "results.parquet", table)
+        table.attrs["path"] = str(out / "results.parquet")
+        return table
+
+    if not pending:
+        return write_table()
+    bar = progress.Progress(
+        total=len(points), initial=len(points) - len(pending), desc=f"sweep {exp.name}",
+        unit="pt",
+    )  # fmt: skip
+    try:
+        with _dask_client(client, scheduler, workers, processes, len(pending)) as (cl, th):
+            _collect(cl, th, exp, scale, base, points, names, folders, pending, records,
+                     retries, bar, write_table)  # fmt: skip
+    finally:  # an interrupted sweep still leaves the table of what finished
+        bar.close()
+        table = write_table()
     return table
+
+
+def _collect(
+    client: Any,
+    torch_threads: int | None,
+    exp: Experiment,
+    scale: str,
+    base: dict[str, Any],
+    points: list[dict[str, Any]],
+    names: list[str],
+    folders: list[Path],
+    pending: list[int],
+    records: list[dict[str, Any]],
+    retries: int,
+    bar: progress.Progress,
+    write_table: Any,
+) -> None:
+    """Submit the pending points and gather them as they complete, resubmitting failures."""
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+
+    def submit(i: int) -> Any:
+        records[i]["attempts"] += 1
+        key = f"{slug(exp.name)}-{names[i]}-{token}-try{records[i]['attempts']}"
+        return client.submit(
+            run_point, exp, scale, base | points[i], str(folders[i]), torch_threads,
+            key=key, pure=False,
+        )  # fmt: skip
+
+    index = {}
+    for i in pending:
+        index[submit(i)] = i
+    last_write = time.monotonic()
+    queue = as_completed(list(index))
+    for fut in queue:
+        i = index.pop(fut)
+        try:
+            res = fut.result()
+        except Exception as exc:  # the worker died too often, lost connection, ...
+            res = {"status": "failed", "summary": {}, "error": _one_line(exc)}
+        if res["status"] == "failed" and records[i]["attempts"] <= retries:
+            new = submit(i)
+            index[new] = i
+            queue.add(new)
+            continue
+        records[i] |= {k: res[k] for k in ("status", "summary", "error")}
+        bar.update(1)
+        failed = sum(r["status"] == "failed" for r in records)
+        bar.show(ok=sum(r["status"] == "ok" for r in records), failed=failed)
+        if time.monotonic() - last_write > 2.0:
+            write_table()
+            last_write = time.monotonic()

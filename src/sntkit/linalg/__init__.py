@@ -1,7 +1,13 @@
 """Randomized, matrix-free linear algebra on :class:`sntkit.operators.Operator` s.
 
-Every estimator returns an :class:`Estimate` (value, standard error, operator applications) and
-takes ``seed=`` or ``generator=``; probes live on the operator's device and dtype.
+Every estimator returns an :class:`Estimate` (value, standard error, operator applications)
+and takes ``seed=`` or ``generator=``; probes are drawn on the CPU and moved to the operator's
+device and dtype, so a seed gives the same result on every device.
+
+* :func:`trace` — Hutchinson, Hutch++, XTrace, exact; adaptive with ``rtol``.
+* :func:`frobenius_norm`, :func:`cosine_similarity`, :func:`compare` — Frobenius geometry.
+* :func:`effective_rank` (participation, stable, entropy), :func:`variance_rank`.
+* :func:`eigsh`, :func:`svds`, :func:`spectral_norm` — block Krylov eigensolver.
 """
 
 from sntkit.linalg.eigen import EigshInfo, eigsh, spectral_norm, svds

@@ -1,18 +1,32 @@
 """Top eigenpairs and singular triplets of matrix-free operators.
 
-:func:`eigsh` is a block Krylov (block Lanczos) method with full reorthogonalization and
-Rayleigh–Ritz on the whole accumulated basis. Why this choice: every iteration applies the
-operator to one *block* of ``b`` probes (``op.matmat``, vectorized — one pass of a recurrent
-NTK costs about the same for 1 or 16 probes), the products ``A Q`` are stored so Rayleigh–Ritz
-and the residuals ``‖A x − θ x‖`` need no extra matvecs, and Krylov subspaces converge much
-faster than plain subspace (power) iteration on the fast-decaying spectra of NTKs. Full
-reorthogonalization keeps it stable in float32; when the basis outgrows ``max_basis`` vectors
-the method restarts from the current best ``b`` Ritz vectors (thick restart). It stops when the
-``k`` wanted Ritz pairs have relative residuals ``‖A x − θ x‖ <= tol · |θ_1|``.
+:func:`eigsh` is a randomized block Krylov (block Lanczos) method with full reorthogonalization
+and Rayleigh–Ritz on the whole accumulated basis. Why this method:
 
-:func:`svds` runs :func:`eigsh` on the smaller of ``A^* A`` and ``A A^*`` (each application
-costs two operator applications) and recovers the other side by one more block product;
-singular values far below ``σ_1`` lose relative accuracy by squaring, as with any Gram method.
+* every iteration applies the operator to one *block* of ``b`` probes (``op.matmat``); one
+  pass of a recurrent NTK costs about the same for 1 or 16 probes, so a block method turns
+  ARPACK's hundreds of sequential single-vector products into tens of batched ones;
+* the products ``A Q`` are stored, so Rayleigh–Ritz on the whole basis and the residuals
+  ``‖A x − θ x‖`` of the Ritz pairs cost no extra applications;
+* Krylov subspaces converge much faster than subspace (power) iteration — with a gap ratio
+  ``γ``, like ``(1 + √γ)^{-2q}`` instead of ``(1 + γ)^{-q}`` — and a block of ``b > k``
+  vectors (oversampling) resolves clustered and repeated eigenvalues that single-vector
+  Lanczos can miss;
+* full reorthogonalization (two block Gram–Schmidt passes) keeps the basis orthonormal in
+  float32, where plain Lanczos loses orthogonality and produces ghost eigenvalues.
+
+When the basis would outgrow ``max_basis`` vectors the method restarts thickly from the best
+Ritz vectors (and their stored images), continuing the Krylov sequence with their residuals.
+It stops when the ``k`` wanted Ritz pairs satisfy ``‖A x − θ x‖ <= tol · |θ_1|``, or when the
+basis spans the whole space (then the result is exact); otherwise it warns after ``max_iters``
+iterations. Every ``Q^T A Q`` is checked for symmetry for free.
+
+:func:`svds` runs :func:`eigsh` on the smaller Gram side (``A^* A`` or ``A A^*``) and finishes
+with a Rayleigh–Ritz step on ``A`` itself: for the right vectors ``V``, the SVD of the small
+``A V`` gives the singular values directly, not as square roots of Gram eigenvalues, so small
+singular values keep their relative accuracy. Block Krylov on ``A^* A`` builds the same
+subspaces as Golub–Kahan (block Lanczos) bidiagonalization at the same cost (one ``A`` and one
+``A^*`` per vector), while reusing the tested eigensolver.
 """
 
 from __future__ import annotations
@@ -23,13 +37,21 @@ from dataclasses import dataclass
 
 import torch
 
+from sntkit.linalg._checks import positive_int, require_operator, require_square, require_symmetric
+from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, gaussian, make_generator
 from sntkit.operators.base import Operator
 
 
 @dataclass(frozen=True)
 class EigshInfo:
-    """Diagnostics of :func:`eigsh`: operator applications, iterations, residuals, success."""
+    """Diagnostics of :func:`eigsh` / :func:`svds`.
+
+    ``num_matvecs``: applications of the operator (for :func:`svds`, of ``A`` and ``A^*``
+    together); ``iterations``: block iterations; ``residuals``: ``‖A x_i − θ_i x_i‖`` of the
+    returned pairs (for :func:`svds`, of the Gram pairs); ``converged``: whether every residual
+    met the tolerance.
+    """
 
     num_matvecs: int
     iterations: int
@@ -51,111 +73,137 @@ def eigsh(
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, EigshInfo]:
     """Top-``k`` (largest algebraic) eigenpairs of a symmetric operator.
 
-    Returns ``values`` (``(k,)``, descending, in the operator's dtype) and ``vectors``
-    (``(k, *shape_in)``, orthonormal), plus an :class:`EigshInfo` if ``return_info``.
+    Parameters
+    ----------
+    op:
+        Symmetric (self-adjoint) square operator on ``R^{shape_in}``, any tensor shape.
+    k:
+        Number of eigenpairs, ``1 <= k <= op.size_in``.
+    block_size:
+        Probes per iteration, ``>= k``; default ``k + max(4, k // 2)`` (oversampling).
+    tol:
+        Stop when every wanted Ritz pair has ``‖A x − θ x‖ <= tol · |θ_1|``.
+    max_iters, max_basis:
+        Iteration cap (warns if reached) and basis size that triggers a thick restart
+        (default ``max(10 · block_size, 60)``).
+    seed, generator:
+        Randomness of the starting block (CPU; same result on every device).
+    return_info:
+        Also return an :class:`EigshInfo`.
+
+    Returns
+    -------
+    ``values`` ``(k,)`` descending and ``vectors`` ``(k, *shape_in)`` with orthonormal rows
+    (``vectors[i]`` belongs to ``values[i]``), in the operator's dtype and device.
     """
-    op.require_square("eigsh")
+    where = "eigsh"
+    require_square(op, "op", where)
     n = op.size_in
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, {n}] for an operator of size {n}, got {k}")
-    b = min(n, block_size or k + max(4, k // 2))
-    if b < k:
-        raise ValueError(f"block_size={b} must be >= k={k}")
-    max_basis = min(n, max_basis or max(10 * b, 60))
+    positive_int(k, "k", where)
+    if k > n:
+        raise ValueError(f"{where}: k must be <= the dimension {n} of op, got k={k}")
+    b = min(n, k + max(4, k // 2)) if block_size is None else block_size
+    positive_int(b, "block_size", where, k)
+    positive_int(max_iters, "max_iters", where)
+    if not (isinstance(tol, int | float) and tol > 0):
+        raise ValueError(f"{where}: tol must be a positive number, got {tol!r}")
+    max_basis = max(10 * b, 60) if max_basis is None else max_basis
+    positive_int(max_basis, "max_basis", where, 2 * b)
     gen = make_generator(seed, generator)
-    X = flat(gaussian(b, op.shape_in, op, gen))
-    basis, images = _orth_against(X, None), None
-    num = 0
-    theta = vecs = res = None
+
+    basis = orth_against(flat(gaussian(b, op.shape_in, op, gen)), None)
+    block, images = basis, basis[:0]
+    num_matvecs, iterations = 0, 0
     converged = False
-    iterations = 0
-    while iterations < max_iters:
+    while True:
         iterations += 1
-        new = basis if images is None else basis[images.shape[0] :]
-        AQ = flat(op.matmat(new.reshape(new.shape[0], *op.shape_in)))
-        num += new.shape[0]
-        images = AQ if images is None else torch.cat([images, AQ])
+        AB = flat(op.matmat(block.reshape(block.shape[0], *op.shape_in)))
+        num_matvecs += block.shape[0]
+        images = torch.cat([images, AB])
         H = basis @ images.T
-        H = (H + H.T) / 2
-        evals, S = torch.linalg.eigh(H.double())
-        order = evals.argsort(descending=True)
-        evals, S = evals[order].to(op.dtype), S[:, order].to(op.dtype)
-        theta = evals[:k]
-        vecs = S[:, :k].T @ basis
-        res = torch.linalg.vector_norm(S[:, :k].T @ images - theta[:, None] * vecs, dim=1)
-        scale = max(float(theta.abs().max()), torch.finfo(op.dtype).tiny)
-        if bool((res <= tol * scale).all()) or basis.shape[0] >= n:
+        require_symmetric(H, op.dtype, "op", where)
+        theta, S = torch.linalg.eigh(((H + H.T) / 2).double())
+        theta, S = theta.flip(0).to(op.dtype), S.flip(1).to(op.dtype)
+        X, AX = S[:, :k].T @ basis, S[:, :k].T @ images
+        residuals = torch.linalg.vector_norm(AX - theta[:k, None] * X, dim=1)
+        scale = max(float(theta[:k].abs().max()), torch.finfo(op.dtype).tiny)
+        if basis.shape[0] >= n or bool((residuals <= tol * scale).all()):
             converged = True
             break
-        frontier = AQ  # the next Krylov block grows from A applied to the newest block
-        if basis.shape[0] + b > max_basis:
-            # thick restart: keep the best b Ritz vectors and their images
-            keep = S[:, :b]
+        if iterations >= max_iters:
+            break
+        frontier = AB  # block Lanczos: the next block grows from A applied to the newest one
+        if basis.shape[0] + b > max_basis and max_basis < n:
+            # thick restart: keep the best Ritz vectors and their images, continue with the
+            # residual directions of the top b of them
+            keep = S[:, : max(b, max_basis // 2)]
             basis, images = keep.T @ basis, keep.T @ images
-            frontier = images
-        block = _orth_against(frontier, basis)
-        if block.shape[0] == 0:  # invariant subspace found
-            block = _orth_against(flat(gaussian(b, op.shape_in, op, gen)), basis)
-            if block.shape[0] == 0:
-                converged = True
-                break
+            frontier = images[:b]
+        block = orth_against(frontier, basis)
+        if block.shape[0] == 0:  # an invariant subspace: continue from fresh random directions
+            block = orth_against(flat(gaussian(b, op.shape_in, op, gen)), basis)
         basis = torch.cat([basis, block])
     if not converged:
         warnings.warn(
-            f"eigsh: {k} eigenpairs not converged to tol={tol} after {max_iters} iterations "
-            f"(max relative residual {float(res.max()) / scale:.2e}); raise max_iters or tol",
+            f"{where}: {k} eigenpairs not converged to tol={tol} after {max_iters} iterations "
+            f"(largest relative residual {float(residuals.max()) / scale:.2e}); raise max_iters "
+            f"or tol",
             RuntimeWarning,
             stacklevel=2,
         )
-    assert theta is not None and vecs is not None and res is not None
-    vectors = vecs.reshape(k, *op.shape_in)
+    values, vectors = theta[:k], X.reshape(k, *op.shape_in)
     if return_info:
-        return theta, vectors, EigshInfo(num, iterations, res, converged)
-    return theta, vectors
-
-
-def _orth_against(X: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
-    """Orthonormal rows spanning ``X`` minus its projection on ``basis`` (twice, for stability).
-
-    Directions that vanish after projection (relative norm < 1e-10 in float64, 1e-5 in
-    float32) are dropped.
-    """
-    for _ in range(2):
-        if basis is not None:
-            X = X - (X @ basis.T) @ basis
-    Q, R = torch.linalg.qr(X.T)
-    d = R.diagonal().abs()
-    rel = 1e-10 if X.dtype == torch.float64 else 1e-5
-    thresh = rel * max(float(d.max()) if d.numel() else 0.0, 1e-300)
-    Q = Q[:, d > thresh].T
-    if basis is not None and Q.shape[0]:
-        Q = Q - (Q @ basis.T) @ basis
-        Q = torch.linalg.qr(Q.T).Q.T
-    return Q
+        return values, vectors, EigshInfo(num_matvecs, iterations, residuals, converged)
+    return values, vectors
 
 
 def svds(
-    op: Operator, k: int = 6, **kwargs: object
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top-``k`` singular triplets ``(U, S, Vh)``: ``op ≈ Σ_i S_i U_i ⊗ Vh_i``.
+    op: Operator,
+    k: int = 6,
+    *,
+    return_info: bool = False,
+    **kwargs: object,
+) -> (
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    | tuple[torch.Tensor, torch.Tensor, torch.Tensor, EigshInfo]
+):
+    """Top-``k`` singular triplets ``(U, S, Vh)`` with ``op ≈ Σ_i S_i U_i ⊗ Vh_i``.
 
-    ``U`` is ``(k, *shape_out)``, ``S`` ``(k,)`` descending, ``Vh`` ``(k, *shape_in)``.
+    ``U`` is ``(k, *shape_out)`` and ``Vh`` ``(k, *shape_in)``, both with orthonormal rows;
+    ``S`` is ``(k,)`` descending, so ``op.matvec(Vh[i]) ≈ S[i] · U[i]``. ``kwargs`` go to
+    :func:`eigsh` on the smaller Gram side (see the module docstring for the method); its
+    ``tol`` bounds Gram residuals relative to ``σ_1²``, so singular values below about
+    ``sqrt(tol)·σ_1`` are accurate to about ``tol·σ_1`` in absolute terms, not relatively.
     """
-    if op.size_in <= op.size_out:
-        lam, V = eigsh(op.T @ op, k, **kwargs)  # type: ignore[arg-type]
-        S = lam.clamp_min(0).sqrt()
-        AV = flat(op.matmat(V))
-        U = AV / S.clamp_min(torch.finfo(op.dtype).tiny)[:, None]
-        return U.reshape(k, *op.shape_out), S, V
-    lam, U = eigsh(op @ op.T, k, **kwargs)  # type: ignore[arg-type]
-    S = lam.clamp_min(0).sqrt()
-    AtU = flat(op.rmatmat(U))
-    V = AtU / S.clamp_min(torch.finfo(op.dtype).tiny)[:, None]
-    return U, S, V.reshape(k, *op.shape_in)
+    where = "svds"
+    require_operator(op, "op", where)
+    positive_int(k, "k", where)
+    if k > min(op.size_in, op.size_out):
+        raise ValueError(
+            f"{where}: k must be <= min(size_in, size_out) = {min(op.size_in, op.size_out)} "
+            f"of op, got k={k}"
+        )
+    right = op.size_in <= op.size_out  # eigsh on A^*A (input side) or A A^* (output side)
+    gram = op.T @ op if right else op @ op.T
+    _, V, info = eigsh(gram, k, return_info=True, **kwargs)  # type: ignore[arg-type]
+    AV = flat(op.matmat(V) if right else op.rmatmat(V))  # rows: A v_i (or A^* u_i)
+    # Rayleigh–Ritz on A itself: A (V^T W) = P Σ with AV^T = P Σ W^T
+    P, sigma, Wh = torch.linalg.svd(AV.T, full_matrices=False)
+    V = Wh @ flat(V)
+    info = EigshInfo(2 * info.num_matvecs + k, info.iterations, info.residuals, info.converged)
+    if right:
+        U, Vh = P.T.reshape(k, *op.shape_out), V.reshape(k, *op.shape_in)
+    else:  # the Gram vectors are left vectors and P holds the right ones
+        U, Vh = V.reshape(k, *op.shape_out), P.T.reshape(k, *op.shape_in)
+    if return_info:
+        return U, sigma, Vh, info
+    return U, sigma, Vh
 
 
 def spectral_norm(op: Operator, **kwargs: object) -> float:
-    """``‖A‖_2``: the largest singular value, from :func:`eigsh` on the smaller Gram side."""
-    gram = op.T @ op if op.size_in <= op.size_out else op @ op.T
-    lam, _ = eigsh(gram, 1, **kwargs)  # type: ignore[arg-type]
-    return math.sqrt(max(float(lam[0]), 0.0))
+    """``‖A‖_2``, the largest singular value, by :func:`svds` with ``k = 1``."""
+    _, sigma, _ = svds(op, 1, **kwargs)  # type: ignore[misc]
+    value = float(sigma[0])
+    if not math.isfinite(value):
+        raise ValueError(f"spectral_norm: the norm of op is {value}; try float64")
+    return value

@@ -11,15 +11,18 @@ forward recursion, and the adjoint a backward one::
 ``h_0`` is an input, not a state, so ``(P q)_1 = q_1`` exactly; the first step's parameter
 Jacobian (at ``h_0``) still enters ``K`` (kpflow drops it).
 
-Probes have shape ``(k, B, T, N)``; each step acts on all probes and batch entries at once.
-Two ways to apply ``A_t``:
+Probe layout. The public :meth:`PropagatorKernel.forward`/:meth:`~PropagatorKernel.adjoint` take
+probes ``(k, B, T, N)``. Internally every kernel of :mod:`sntkit.ntk.linearization` works on the
+*time-major* layout ``(T, B, k, N)`` (:func:`to_time_major`): each step of the recursion then reads
+and writes one contiguous ``(B, k, N)`` block in place, and the weight-site maps are single GEMMs
+over all ``B·T`` pairs and probes. Two ways to apply ``A_t``:
 
 * ``"structured"``: all ``A_t`` are formed once as a ``(T, B, N, N)`` tensor (``N``
-  vector-Jacobian products of one batched step) and each step is one batched contraction;
+  vector-Jacobian products of one batched step) and each step is one in-place batched GEMM
+  (``baddbmm``) on the ``(B, k, N)`` block;
 * ``"matrix_free"``: Jacobian-vector products of the cell's step (``torch.func.jvp``, vmapped
   over probes) forward and cached ``torch.func.vjp`` closures backward; nothing of size
-  ``B·T·N²`` is stored. For cells whose step is cheap this is as fast as the structured path
-  and needs no set-up.
+  ``B·T·N²`` is stored.
 """
 
 from __future__ import annotations
@@ -32,8 +35,18 @@ from torch.func import jvp, vjp, vmap
 from sntkit.models.cell import Cell, Params
 
 
+def to_time_major(X: torch.Tensor) -> torch.Tensor:
+    """``(k, B, T, d)`` -> ``(T, B, k, d)`` in fresh storage (kernels update it in place)."""
+    return X.permute(2, 1, 0, 3).clone(memory_format=torch.contiguous_format)
+
+
+def from_time_major(Y: torch.Tensor) -> torch.Tensor:
+    """Contiguous ``(T, B, k, d)`` -> contiguous ``(k, B, T, d)``."""
+    return Y.permute(2, 1, 0, 3).contiguous()
+
+
 class PropagatorKernel:
-    """Applies ``P`` and ``P^*`` to probes of shape ``(k, B, T, N)``.
+    """Applies ``P`` and ``P^*`` to probes (see module docstring for the layouts).
 
     ``prev`` is ``(B, T, N)`` with ``prev[:, t]`` the state the ``t``-th step starts from
     (``prev[:, 0] = h_0``), and ``inputs`` ``(B, T, n_in)`` or ``None``.
@@ -63,42 +76,47 @@ class PropagatorKernel:
         x = None if self.input_steps is None else self.input_steps[t]
         return lambda h: self.cell.step(self.params, h, x)
 
-    def _apply_A(self, t: int, Y: torch.Tensor) -> torch.Tensor:
-        """``A_t`` applied to ``Y`` of shape ``(k, B, N)``."""
-        if self.A is not None:
-            return torch.einsum("bij,kbj->kbi", self.A[t], Y)
+    def _jvp(self, t: int, Y: torch.Tensor) -> torch.Tensor:
+        """``A_t`` applied to the ``(B, k, N)`` block ``Y`` by forward-mode AD."""
         f, h = self._step(t), self.prev_steps[t]
-        if Y.shape[0] == 1:  # a single probe: skip vmap's per-call overhead
-            return jvp(f, (h,), (Y[0],))[1][None]
-        return vmap(lambda v: jvp(f, (h,), (v,))[1])(Y)
+        if Y.shape[1] == 1:  # a single probe: skip vmap's per-call overhead
+            return jvp(f, (h,), (Y[:, 0],))[1][:, None]
+        return vmap(lambda v: jvp(f, (h,), (v,))[1], in_dims=1, out_dims=1)(Y)
 
-    def _apply_AT(self, t: int, Z: torch.Tensor) -> torch.Tensor:
-        """``A_t^T`` applied to ``Z`` of shape ``(k, B, N)``."""
-        if self.A is not None:
-            return torch.einsum("bji,kbj->kbi", self.A[t], Z)
+    def _vjp(self, t: int, Z: torch.Tensor) -> torch.Tensor:
+        """``A_t^T`` applied to the ``(B, k, N)`` block ``Z`` by cached pullbacks."""
         if self._vjps is None:
             self._vjps = [vjp(self._step(s), h)[1] for s, h in enumerate(self.prev_steps)]
         g = self._vjps[t]
-        if Z.shape[0] == 1:
-            return g(Z[0])[0][None]
-        return vmap(lambda u: g(u)[0])(Z)
+        if Z.shape[1] == 1:
+            return g(Z[:, 0])[0][:, None]
+        return vmap(lambda u: g(u)[0], in_dims=1, out_dims=1)(Z)
+
+    def forward_(self, Y: torch.Tensor) -> torch.Tensor:
+        """``P`` in place on time-major probes ``Y`` of shape ``(T, B, k, N)``; returns ``Y``."""
+        for t in range(1, Y.shape[0]):
+            if self.A is not None:
+                Y[t].baddbmm_(Y[t - 1], self.A[t].transpose(1, 2))
+            else:
+                Y[t].add_(self._jvp(t, Y[t - 1]))
+        return Y
+
+    def adjoint_(self, Z: torch.Tensor) -> torch.Tensor:
+        """``P^*`` in place on time-major probes ``Z`` of shape ``(T, B, k, N)``; returns ``Z``."""
+        for t in range(Z.shape[0] - 2, -1, -1):
+            if self.A is not None:
+                Z[t].baddbmm_(Z[t + 1], self.A[t + 1])
+            else:
+                Z[t].add_(self._vjp(t + 1, Z[t + 1]))
+        return Z
 
     def forward(self, Q: torch.Tensor) -> torch.Tensor:
         """``P Q`` for ``Q`` of shape ``(k, B, T, N)``."""
-        out = torch.empty_like(Q)
-        y = out[:, :, 0] = Q[:, :, 0]
-        for t in range(1, Q.shape[2]):
-            y = out[:, :, t] = Q[:, :, t] + self._apply_A(t, y)
-        return out
+        return from_time_major(self.forward_(to_time_major(Q)))
 
     def adjoint(self, E: torch.Tensor) -> torch.Tensor:
         """``P^* E`` for ``E`` of shape ``(k, B, T, N)``."""
-        T = E.shape[2]
-        out = torch.empty_like(E)
-        z = out[:, :, T - 1] = E[:, :, T - 1]
-        for t in range(T - 2, -1, -1):
-            z = out[:, :, t] = E[:, :, t] + self._apply_AT(t + 1, z)
-        return out
+        return from_time_major(self.adjoint_(to_time_major(E)))
 
 
 def step_jacobians(

@@ -33,10 +33,6 @@ from sntkit.operators import FunctionOperator, Jacobian, Operator
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
-#: the structured path stores ``B·T·N²`` per-step Jacobian entries; above this many bytes the
-#: matrix-free path is chosen automatically
-STRUCTURED_MEMORY_BUDGET = 1 << 30
-
 
 class StateNTK(GlobalStateViews):
     """Global-state NTK of one model at one parameter point (see module docstring).
@@ -263,8 +259,8 @@ def state_ntk(
         ``"structured"`` (store per-step Jacobians, fastest for many probes), ``"matrix_free"``
         (nothing of size ``B·T·N²``), ``"unrolled"`` (``J``, ``NTK_S`` and ``F`` by plain
         ``torch.func`` JVP/VJP through the unrolled trajectory: no set-up, cheapest for one or
-        two probes, e.g. inside an optimizer), or ``"auto"``: structured if those Jacobians fit
-        in :data:`STRUCTURED_MEMORY_BUDGET` bytes, else matrix-free.
+        two probes, e.g. inside an optimizer), or ``"auto"`` (matrix-free: the structured path's
+        set-up, ``N`` VJPs of the batched step, pays off only after about a hundred probes).
     dtype:
         Compute dtype; the detached parameter copies, ``h0`` and ``inputs`` are converted to it.
         Default: ``h0.dtype``.
@@ -276,10 +272,11 @@ def state_ntk(
     params = detached_params(cell, dtype=h0.dtype if isinstance(h0, torch.Tensor) else None)
     space = ParameterSpace(params, trainable)
     traj = unroll(cell, params, h0, inputs, steps)
-    B, T, N = traj.shape
     if path == "auto":
-        need = B * T * N * N * traj.states.element_size()
-        path = "structured" if need <= STRUCTURED_MEMORY_BUDGET else "matrix_free"
+        # measured (benchmarks/RESULTS.md): the structured path's set-up (N VJPs of the batched
+        # step) only pays off after ~100 probes (GRU) or never (post-form RNN), so the
+        # matrix-free recursion is the default; ask for "structured" for long analyses
+        path = "matrix_free"
     elif path not in ("structured", "matrix_free", "unrolled"):
         raise ValueError(
             f"path must be 'auto', 'structured', 'matrix_free' or 'unrolled', got {path!r}"

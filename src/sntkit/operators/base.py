@@ -15,6 +15,7 @@ Subclasses implement ``_matmat`` and ``_rmatmat`` on already validated ``(k, *sh
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -125,6 +126,8 @@ class Operator(ABC):
     def matmat(self, X: torch.Tensor) -> torch.Tensor:
         """``A`` applied to ``k`` probes at once: ``(k, *shape_in) -> (k, *shape_out)``."""
         _checks.check_probe(X, self.shape_in, self.dtype, self.device, "X", "matmat", batched=True)
+        if X.shape[0] == 0:  # no probes: several primitives reshape with -1, undefined for 0
+            return X.new_zeros((0, *self.shape_out))
         Y = self._matmat(X)
         _checks.check_result(Y, "matmat", self)
         return Y
@@ -134,6 +137,8 @@ class Operator(ABC):
         _checks.check_probe(
             Y, self.shape_out, self.dtype, self.device, "Y", "rmatmat", batched=True
         )
+        if Y.shape[0] == 0:
+            return Y.new_zeros((0, *self.shape_in))
         X = self._rmatmat(Y)
         _checks.check_result(X, "rmatmat", self)
         return X
@@ -239,8 +244,14 @@ class Operator(ABC):
 
     def resolve_axes(self, axes: Axes) -> tuple[int, ...]:
         """Turn axis indices or names into sorted, unique non-negative input-axis indices."""
-        if isinstance(axes, int | str):
+        if isinstance(axes, numbers.Integral | str):
             axes = [axes]
+        if not isinstance(axes, Sequence) or not all(
+            isinstance(a, numbers.Integral | str) and not isinstance(a, bool) for a in axes
+        ):
+            raise TypeError(
+                f"axes must be an axis index or name, or a sequence of them, got {axes!r}"
+            )
         ndim = len(self.shape_in)
         out = []
         for a in axes:
@@ -254,7 +265,7 @@ class Operator(ABC):
             else:
                 if not -ndim <= a < ndim:
                     raise ValueError(f"axis {a} is out of range for shape_in {self.shape_in}")
-                out.append(a % ndim)
+                out.append(int(a) % ndim)
         if len(set(out)) != len(out):
             raise ValueError(f"axes {axes} name the same axis twice")
         return tuple(sorted(out))

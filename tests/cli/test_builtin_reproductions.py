@@ -1,0 +1,63 @@
+"""End-to-end runs of real reproductions through the command line, at tiny sizes."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from sntkit.cli.main import main
+from sntkit.experiments.run import Run
+
+TINY = [
+    "--set", "n=8", "--set", "batch=16", "--set", "iterations=40", "--set", "check_every=10",
+    "--set", "fine_every=5", "--set", "fine_window=10", "--set", "rank_matvecs=12",
+    "--set", "checkpoint_every=10", "--set", "lr=0.05",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_student_teacher_interrupted_and_resumed_matches_an_uninterrupted_run(
+    tmp_path, monkeypatch
+):
+    full = tmp_path / "full"
+    assert main(["reproduce", "student-teacher", "--out", str(full), *TINY]) == 0
+    for name in ("config.json", "metrics.parquet", "events.json", "summary.json", "teacher.pt",
+                 "fig1_training.png", "fig1_training.pdf", "fig1_phase_portraits.png",
+                 "fig1_phase_portraits.pdf"):  # fmt: skip
+        assert (full / name).exists(), name
+    metrics = pd.read_parquet(full / "metrics.parquet")
+    assert {"step", "loss", "stable_rank", "stable_rank_err", "num_stable"} <= set(metrics.columns)
+
+    part = tmp_path / "part"
+    real = Run.checkpoint
+    calls = {"n": 0}
+
+    def interrupted(self, step, state=None):
+        path = real(self, step, state)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Run, "checkpoint", interrupted)
+    assert main(["reproduce", "student-teacher", "--out", str(part), *TINY]) == 130
+    assert not (part / "summary.json").exists()
+    monkeypatch.setattr(Run, "checkpoint", real)
+    assert main(["reproduce", "student-teacher", "--out", str(part), "--resume", *TINY]) == 0
+    pd.testing.assert_frame_equal(metrics, pd.read_parquet(part / "metrics.parquet"))
+    sa = json.loads((full / "summary.json").read_text())
+    sb = json.loads((part / "summary.json").read_text())
+    sa.pop("wall_time_s"), sb.pop("wall_time_s")
+    assert sa == sb
+    assert (full / "events.json").read_text() == (part / "events.json").read_text()
+
+
+def test_space_time_point_sweep(tmp_path):
+    tiny = {"n": 4, "n_in": 3, "input_rank": 3, "steps_T": 3, "batch": 2, "overall_matvecs": 6}
+    args = ["sweep", "space-time-point", "--grid", "gain=0.5,1.5", "--out", str(tmp_path),
+            "--threads", "--workers", "1"]  # fmt: skip
+    args += [f"--set={k}={v}" for k, v in tiny.items()]
+    assert main(args) == 0
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert table.status.tolist() == ["ok", "ok"] and table.temporal_rank.gt(0).all()
+    assert table.folder.tolist() == ["points/gain=0.5", "points/gain=1.5"]
