@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -49,3 +50,11 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def bench_parser(quick_help: str = "smaller sizes, for a smoke run") -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick`` (smoke sizes) and ``--json PATH``."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--json", help="write the numbers to this file")
+    return ap

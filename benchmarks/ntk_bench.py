@@ -12,7 +12,6 @@ reduced batch, extrapolated linearly in B).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -24,7 +23,7 @@ import torch
 from torch.func import jacrev, jvp, vjp
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, peak_rss_gib, table, timeit
+from common import bench_parser, machine, peak_rss_gib, table, timeit
 from sntkit.linalg import effective_rank, eigsh
 from sntkit.models import RNN
 from sntkit.models.cell import rollout
@@ -33,9 +32,7 @@ from sntkit.operators import unchecked
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    ap.add_argument("--json", help="write the numbers to this file")
+    ap = bench_parser()
     args = ap.parse_args()
     N, B, T = (32, 64, 10) if args.quick else (64, 256, 25)
     torch.manual_seed(0)

@@ -61,3 +61,24 @@ def test_space_time_point_sweep(tmp_path):
     table = pd.read_parquet(tmp_path / "results.parquet")
     assert table.status.tolist() == ["ok", "ok"] and table.temporal_rank.gt(0).all()
     assert table.folder.tolist() == ["points/gain=0.5", "points/gain=1.5"]
+
+
+@pytest.mark.slow
+def test_transformer_reproduction_writes_every_panel(tmp_path):
+    point = "{n_attn: 4, n_mlp: 4, steps_T: 3, overall_matvecs: 6, view_samples: 4}"
+    args = ["reproduce", "transformer", "--out", str(tmp_path), "--set", "workers=1",
+            "--set", "input_dims=[1, 2]", "--set", "batches=[2]", "--set", "fourier_features=[1]",
+            "--set", "heads=[1, 2]", "--set", "widths=[4, 8]", "--set", "grid_input_dims=[1, 2]",
+            "--set", f"point_settings={point}"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed_points"] == 0
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert set(metrics.panel) == {"fig6b", "fig6c", "fig6d", "fig10", "fig9"}
+    assert metrics.temporal_rank.gt(0).all() and len(metrics) == 2 + 2 + 1 + 4 + 4
+    point = next((tmp_path / "sweep_fig6b" / "points").iterdir()) / "config.json"
+    assert json.loads(point.read_text())["n_attn"] == 4  # point_settings reach the points
+    for panel in ("fig6c", "fig9"):
+        assert (tmp_path / f"sweep_{panel}" / "results.parquet").exists()
+    for fig in ("fig6_transformer", "fig9_fig10_transformer"):
+        assert (tmp_path / f"{fig}.png").exists() and (tmp_path / f"{fig}.pdf").exists()

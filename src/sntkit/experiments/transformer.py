@@ -104,6 +104,7 @@ SCALES = {
         "widths": [16, 32, 64],
         "grid_input_dims": [1, 5, 20],
         "point_scale": "quick",
+        "point_settings": {},
         "workers": 2,
     },
     "paper": {
@@ -114,6 +115,7 @@ SCALES = {
         "widths": [16, 32, 64, 128],
         "grid_input_dims": [1, 5, 20, 50],
         "point_scale": "paper",
+        "point_settings": {},
         "workers": 2,
     },
 }
@@ -146,7 +148,7 @@ def transformer(config: dict[str, Any], run: Run) -> dict[str, Any]:
                 "transformer-point",
                 grid,
                 scale=config["point_scale"],
-                base={"seed": config["seed"]},
+                base={"seed": config["seed"], **config["point_settings"]},
                 out=run.path(f"sweep_{name}"),
                 client=client,
             )
@@ -202,7 +204,7 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
     ax[0, 0].legend()
     c = tables["fig6c"][tables["fig6c"].status == "ok"]
     for (_, row), style in zip(c.iterrows(), ("-", "--"), strict=False):
-        modes = load_checkpoint(f"{row.folder}/temporal_modes.pt")["modes"]
+        modes = load_checkpoint(run.path("sweep_fig6c") / row.folder / "temporal_modes.pt")["modes"]
         for k in range(3):
             ax[0, 1].plot(
                 modes[k].reshape(-1), style, linewidth=0.6, label=f"n_in={row.n_in}, mode {k + 1}"

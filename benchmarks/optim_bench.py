@@ -1,0 +1,94 @@
+"""Per-step cost of the optimizers, in multiples of one SGD step measured in the same run.
+
+Paper-000 scale (student-teacher: post-form tanh RNN, N = 64, B = 256, T = 25, W and b
+trained, float32). A "step" is loss, backward and ``opt.step()``; each optimizer is timed over
+``--steps`` consecutive steps (median of 3 blocks after a warm-up block), so the refresh cost of
+``update_every`` / ``update_freq`` is amortized exactly as in training. Optimizers:
+
+* SGD (the reference);
+* rank-1 low-rank natural gradient with the Fisher refreshed every 10 steps (the
+  natural-gradient reproduction's setting), every step, and at rank 2 every 10 steps, on the
+  unrolled NTK path (fastest for a handful of probes) and on the default path;
+* Shampoo (update frequency 1 and 10, SGD grafting).
+
+    python benchmarks/optim_bench.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import bench_parser, machine, table
+from sntkit.ntk import state_ntk
+from sntkit.optim import LowRankNaturalGradient, Shampoo
+from sntkit.tasks.student_teacher import StudentTeacherTask, make_student
+
+
+def time_steps(task: StudentTeacherTask, make_opt, steps: int) -> float:
+    """Median seconds per step over 3 blocks of ``steps`` steps (after one warm-up block)."""
+    student = make_student(task.h0.shape[1], seed=0)
+    opt = make_opt(student)
+    blocks = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = task.loss(student)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        blocks.append((time.perf_counter() - t0) / steps)
+    return sorted(blocks[1:])[1]
+
+
+def main() -> None:
+    ap = bench_parser()
+    ap.add_argument("--steps", type=int, default=50, help="steps per timed block")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    N, B, T = (32, 64, 10) if args.quick else (64, 256, 25)
+    task = StudentTeacherTask.build(N, B, T, seed=0)
+
+    def ng(rank: int, every: int, path: str):
+        def make(model):
+            return LowRankNaturalGradient(
+                model,
+                lambda: state_ntk(model, task.h0, steps=T, path=path),
+                rank=rank,
+                lr=5e-3,
+                damping=1e3,
+                update_every=every,
+                seed=0,
+            )
+
+        return make
+
+    optimizers = {
+        "SGD": lambda m: torch.optim.SGD(m.parameters(), lr=5e-3),
+        "NG rank 1, every 10 (unrolled)": ng(1, 10, "unrolled"),
+        "NG rank 1, every 10 (auto path)": ng(1, 10, "auto"),
+        "NG rank 1, every step (unrolled)": ng(1, 1, "unrolled"),
+        "NG rank 2, every 10 (unrolled)": ng(2, 10, "unrolled"),
+        "Shampoo, update_freq 1": lambda m: Shampoo(m.parameters(), lr=5e-3, graft="sgd"),
+        "Shampoo, update_freq 10": lambda m: Shampoo(
+            m.parameters(), lr=5e-3, graft="sgd", update_freq=10
+        ),
+    }
+    seconds = {name: time_steps(task, make, args.steps) for name, make in optimizers.items()}
+    sgd = seconds["SGD"]
+    rows = [(name, f"{1e3 * s:.2f}", f"{s / sgd:.2f}") for name, s in seconds.items()]
+    print(f"machine: {machine()}; N={N}, B={B}, T={T}; {args.steps} steps per block")
+    print(table(rows, ("optimizer", "ms / step", "× SGD step")))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"N": N, "B": B, "T": T, "seconds_per_step": seconds}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
