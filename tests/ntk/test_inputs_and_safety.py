@@ -86,3 +86,34 @@ def test_cuda_matches_cpu():
     cpu = state_ntk(cell, h0, x).operator.to_dense()
     gpu = state_ntk(cell.cuda(), h0.cuda(), x.cuda()).operator.to_dense().cpu()
     torch.testing.assert_close(cpu, gpu)
+
+
+@pytest.mark.parametrize("path", ["structured", "matrix_free"])
+def test_probe_blocks_split_into_passes_give_the_same_products(path, monkeypatch):
+    from sntkit.models import GRU
+
+    torch.manual_seed(0)
+    cell = GRU(5, 2, dtype=torch.float64)
+    h0, x = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 4, 2, dtype=torch.float64)
+    whole = state_ntk(cell, h0, x, path=path, max_probes=100)
+    split = state_ntk(cell, h0, x, path=path, max_probes=3)
+    calls = []
+    kernel = split.linearization.ntk
+    monkeypatch.setattr(split.linearization, "ntk", lambda E: calls.append(len(E)) or kernel(E))
+    E = torch.randn(7, *whole.state_shape, dtype=torch.float64)
+    torch.testing.assert_close(
+        split.operator.matmat(E), whole.operator.matmat(E), rtol=1e-12, atol=0
+    )
+    assert calls == [3, 3, 1]
+    G = torch.randn(7, whole.num_params, dtype=torch.float64)
+    torch.testing.assert_close(split.fisher.matmat(G), whole.fisher.matmat(G), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        split.jacobian.rmatmat(E), whole.jacobian.rmatmat(E), rtol=1e-12, atol=0
+    )
+    # the default keeps one pass under the memory budget
+    from sntkit.ntk.state_ntk import PROBE_FOOTPRINT, PROBE_MEMORY_BUDGET
+
+    big = PROBE_MEMORY_BUDGET // (PROBE_FOOTPRINT * 3 * 4 * 5 * 8)  # (B, T, N) float64
+    assert state_ntk(cell, h0, x, path=path).max_probes == big
+    with pytest.raises(ValueError, match="max_probes"):
+        state_ntk(cell, h0, x, max_probes=0)

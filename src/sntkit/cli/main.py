@@ -205,7 +205,8 @@ def _reproduce(args: argparse.Namespace) -> int:
               "its last part)", file=sys.stderr)  # fmt: skip
     summary = exp.execute(config, out, resume=args.resume, keep=args.keep_checkpoints)
     scalars = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
-    print(json.dumps(scalars, indent=2, default=str))
+    if scalars:  # nested results (e.g. per normal form) stay in summary.json
+        print(json.dumps(scalars, indent=2, default=str))
     print(f"results in {out}")
     return 0
 
