@@ -53,8 +53,16 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 
 def bench_parser(quick_help: str = "smaller sizes, for a smoke run") -> argparse.ArgumentParser:
-    """The options every benchmark takes: ``--quick`` (smoke sizes) and ``--json PATH``."""
+    """The options every benchmark takes: ``--quick`` (smoke sizes), ``--threads``, ``--json``."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", help="write the numbers to this file")
     return ap
+
+
+def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and set the torch thread count it asks for."""
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    return args

@@ -21,7 +21,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bench_parser, machine, peak_rss_gib, table
+from common import bench_parser, machine, parse, peak_rss_gib, table
 from sntkit.linalg import eigsh
 from sntkit.models import GRU
 from sntkit.ntk import state_ntk
@@ -35,8 +35,7 @@ def stopwatch(fn):
 
 
 def main() -> None:
-    ap = bench_parser("N=64, B=64, T=45 smoke run")
-    args = ap.parse_args()
+    args = parse(bench_parser("N=64, B=64, T=45 smoke run"))
     N, B, stage = (64, 64, 15) if args.quick else (256, 500, 30)
     task = MemoryPro(stimulus=stage, memory=stage, response=stage)
     batch = task.batch(task.fixed_angles(B), train=False)

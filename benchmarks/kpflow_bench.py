@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bench_parser, machine, table, timeit
+from common import bench_parser, machine, parse, table, timeit
 from sntkit.linalg import eigsh
 from sntkit.models import RNN
 from sntkit.ntk import state_ntk
@@ -76,11 +76,10 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    args = bench_parser("N=32, B=64, T=10, for a smoke run").parse_args()
+    args = parse(bench_parser("N=32, B=64, T=10, for a smoke run"))
     kp = load_kpflow()
     if kp is None:
         return
-    torch.set_num_threads(1)
     N, B, T = (32, 64, 10) if args.quick else (64, 256, 25)
 
     torch.manual_seed(0)

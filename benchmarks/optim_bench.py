@@ -24,7 +24,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bench_parser, machine, table
+from common import bench_parser, machine, parse, table
 from sntkit.ntk import state_ntk
 from sntkit.optim import LowRankNaturalGradient, Shampoo
 from sntkit.tasks.student_teacher import StudentTeacherTask, make_student
@@ -49,9 +49,7 @@ def time_steps(task: StudentTeacherTask, make_opt, steps: int) -> float:
 def main() -> None:
     ap = bench_parser()
     ap.add_argument("--steps", type=int, default=50, help="steps per timed block")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse(ap)
     N, B, T = (32, 64, 10) if args.quick else (64, 256, 25)
     task = StudentTeacherTask.build(N, B, T, seed=0)
 
