@@ -110,6 +110,11 @@ def test_probe_blocks_split_into_passes_give_the_same_products(path, monkeypatch
     torch.testing.assert_close(
         split.jacobian.rmatmat(E), whole.jacobian.rmatmat(E), rtol=1e-12, atol=0
     )
+    for keep in (("batch", "time"), ("unit",)):  # the view estimator slices its samples too
+        a = split.view_participation(keep, num_samples=5, seed=1)
+        b = whole.view_participation(keep, num_samples=5, seed=1)
+        assert a.value == pytest.approx(b.value, rel=1e-12)
+        assert a.stderr == pytest.approx(b.stderr, rel=1e-9)
     # the default keeps one pass under the memory budget
     from sntkit.ntk.state_ntk import PROBE_FOOTPRINT, PROBE_MEMORY_BUDGET
 

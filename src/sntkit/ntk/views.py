@@ -29,6 +29,8 @@ class GlobalStateViews:
     states: torch.Tensor
     state_shape: tuple[int, int, int]
     num_params: int
+    #: most probes per batched pass through ``operator`` (None: no limit)
+    max_probes: int | None = None
 
     def view(
         self,
@@ -109,15 +111,23 @@ class GlobalStateViews:
         s = num_samples
         u = signs(s, math.prod(kshape))
         z = signs(2, s, d_a)
-        probes = (u[None, :, :, None] * z[:, :, None, :]).reshape(2 * s, *kshape, *tshape)
         order = [0] + [
             1 + (keep_idx.index(i) if i in keep_idx else len(keep_idx) + traced_idx.index(i))
             for i in range(3)
         ]
-        Y = self.operator.matmat(probes.permute(*order).contiguous())
         inverse = [0, *(1 + i for i in keep_idx), *(1 + i for i in traced_idx)]
-        Y = Y.permute(*inverse).reshape(2, s, -1, d_a)
-        contracted = torch.einsum("rska,rsa->rsk", Y, z).double()  # (I ⊗ z^T) X (u ⊗ z)
+        # samples go through NTK_S in slices that respect the operator's probe budget, so a
+        # full-size model never holds all 2s state-sized probes and images at once
+        step = s if self.max_probes is None else max(1, self.max_probes // 2)
+        contracted = []
+        for lo in range(0, s, step):
+            uc, zc = u[lo : lo + step], z[:, lo : lo + step]
+            c = uc.shape[0]
+            probes = (uc[None, :, :, None] * zc[:, :, None, :]).reshape(2 * c, *kshape, *tshape)
+            Y = self.operator.matmat(probes.permute(*order).contiguous())
+            Y = Y.permute(*inverse).reshape(2, c, -1, d_a)
+            contracted.append(torch.einsum("rska,rsa->rsk", Y, zc).double())  # (I⊗zᵀ) X (u⊗z)
+        contracted = torch.cat(contracted, dim=1)
         traces = (contracted * u.double()).sum(-1).mean(0) / d_a  # both draws estimate tr M
         frob = (contracted[0] * contracted[1]).sum(-1) / d_a**2
         return torch.stack([traces, frob]).cpu()
