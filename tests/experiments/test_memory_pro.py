@@ -3,9 +3,24 @@
 import json
 
 import pandas as pd
+import pytest
 
 from sntkit.cli.main import main
 from sntkit.experiments.memory_pro import SCALES, build_network, zero_input_fixed_points
+from sntkit.experiments.run import Run
+
+TINY = {
+    "n": 12,
+    "period": 4,
+    "batch": 8,
+    "num_inputs": 32,
+    "iterations": 6,
+    "check_every": 3,
+    "analysis_every": 6,
+    "analysis_batch": 3,
+    "spectrum_modes": 4,
+    "estimator_samples": 6,
+}
 
 
 def test_network2_places_five_stable_fixed_points_under_zero_input():
@@ -30,19 +45,7 @@ def test_network2_places_five_stable_fixed_points_under_zero_input():
 def test_tiny_memory_pro_run_writes_every_output(tmp_path):
     out = tmp_path / "mp"
     args = ["reproduce", "memory-pro", "--out", str(out)]
-    for k, v in {
-        "n": 12,
-        "period": 4,
-        "batch": 8,
-        "num_inputs": 32,
-        "iterations": 6,
-        "check_every": 3,
-        "analysis_every": 6,
-        "analysis_batch": 3,
-        "spectrum_modes": 4,
-        "estimator_samples": 6,
-    }.items():
-        args += ["--set", f"{k}={v}"]
+    args += [f"--set={k}={v}" for k, v in TINY.items()]
     assert main(args) == 0
     for name in (
         "config.json",
@@ -60,3 +63,40 @@ def test_tiny_memory_pro_run_writes_every_output(tmp_path):
     assert set(summary["ntk_target_alignment_mode3_init"]) == {"network1", "network2"}
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert {"eval_loss", "hidden_alignment_mode3", "core_ntk_cosine"} <= set(metrics.columns)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [2, 4])  # inside the first run / inside the Shampoo run
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch, stop_at):
+    settings = [f"--set={k}={v}" for k, v in (TINY | {"checkpoint_every": 2}).items()]
+    full = tmp_path / "full"
+    assert main(["reproduce", "memory-pro", "--out", str(full), *settings]) == 0
+
+    part = tmp_path / "part"
+    real = Run.checkpoint
+    calls = {"n": 0}
+
+    def interrupted(self, step, state=None):
+        path = real(self, step, state)
+        calls["n"] += 1
+        if calls["n"] == stop_at:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Run, "checkpoint", interrupted)
+    assert main(["reproduce", "memory-pro", "--out", str(part), *settings]) == 130
+    monkeypatch.setattr(Run, "checkpoint", real)
+    import sntkit.experiments.memory_pro as mp
+
+    inits = []
+    analyse_init = mp.analyse_init
+    monkeypatch.setattr(mp, "analyse_init", lambda *a: inits.append(1) or analyse_init(*a))
+    assert main(["reproduce", "memory-pro", "--out", str(part), "--resume", *settings]) == 0
+    assert len(inits) == 1  # network 1 continued from its checkpoint; only network 2 is new
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(full / "metrics.parquet"), pd.read_parquet(part / "metrics.parquet")
+    )
+    sa = json.loads((full / "summary.json").read_text())
+    sb = json.loads((part / "summary.json").read_text())
+    sa.pop("wall_time_s", None), sb.pop("wall_time_s", None)
+    assert sa == sb

@@ -221,7 +221,14 @@ def memory_pro(config: dict[str, Any], run: Run) -> dict[str, Any]:
     eval_modes = target_modes(eval_batch.targets)
     summary: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
-    for net, opt_name in RUNS:
+    run.checkpoint_every = config["checkpoint_every"]
+    restored = run.restore()
+    state = restored[1] if restored else {"run_index": 0}
+    if restored:
+        summary, outputs = state["summary"], state["outputs"]
+    for index, (net, opt_name) in enumerate(RUNS):
+        if index < state["run_index"]:
+            continue  # finished before the interruption: its results are in summary/outputs
         key = f"{net}_{opt_name}"
         model = build_network(net, config)
         if opt_name == "sgd":
@@ -230,7 +237,16 @@ def memory_pro(config: dict[str, Any], run: Run) -> dict[str, Any]:
             opt = Shampoo(
                 model.parameters(), lr=config["shampoo_lr"], eps=1e-4, update_freq=10, graft="sgd"
             )
-        if opt_name == "sgd" and key not in summary:
+        g = torch.Generator().manual_seed(config["seed"] + 1)
+        losses: list[tuple[int, float]] = []
+        cosines: list[float] = []
+        start = 0
+        if index == state["run_index"] and "step" in state:  # resume inside this run
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            g.set_state(state["generator"])
+            losses, cosines, start = state["losses"], state["cosines"], state["step"]
+        if opt_name == "sgd" and f"{net}_init" not in summary:
             init = analyse_init(model, an_batch.inputs, config)
             fps = zero_input_fixed_points(model, config["seed"])
             nontrivial = fps.locations.norm(dim=1) > 1e-6
@@ -240,11 +256,11 @@ def memory_pro(config: dict[str, Any], run: Run) -> dict[str, Any]:
                 k: v for k, v in init.items() if not k.startswith("cumvar") and k != "ntk_modes"
             }
             outputs[f"{net}_init"] = init
-        with torch.no_grad():
-            outputs[f"{key}_before"] = model(eval_batch.inputs)[0][:8].tolist()
-        g = torch.Generator().manual_seed(config["seed"] + 1)
-        losses, cosines = [], []
-        bar = Progress(range(config["iterations"] + 1), desc=key)
+        if start == 0:
+            with torch.no_grad():
+                outputs[f"{key}_before"] = model(eval_batch.inputs)[0][:8].tolist()
+        iters = config["iterations"]
+        bar = Progress(range(start, iters + 1), total=iters + 1 - start, desc=key)
         for step in bar:
             if step % config["check_every"] == 0:
                 with torch.no_grad():
@@ -261,7 +277,7 @@ def memory_pro(config: dict[str, Any], run: Run) -> dict[str, Any]:
                 run.log(row)
                 losses.append((step, ev))
                 bar.show(loss=ev)
-            if step == config["iterations"]:
+            if step == iters:
                 break
             idx = torch.randint(0, angles.shape[0], (config["batch"],), generator=g)
             batch = task.batch(angles[idx], train=True, generator=g)
@@ -271,6 +287,22 @@ def memory_pro(config: dict[str, Any], run: Run) -> dict[str, Any]:
             opt.step()
             if not math.isfinite(float(loss.detach())):
                 raise ValueError(f"{key} diverged at step {step}; lower the learning rate")
+            if run.should_checkpoint(step + 1) and step + 1 < iters:
+                # numbered across the three runs so that the newest file is the latest state
+                run.checkpoint(
+                    index * (iters + 1) + step + 1,
+                    {
+                        "run_index": index,
+                        "step": step + 1,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "generator": g.get_state(),
+                        "losses": losses,
+                        "cosines": cosines,
+                        "summary": summary,
+                        "outputs": outputs,
+                    },
+                )
         bar.close()
         with torch.no_grad():
             outputs[f"{key}_after"] = model(eval_batch.inputs)[0][:8].tolist()
