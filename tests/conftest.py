@@ -15,3 +15,27 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def interrupted(monkeypatch):
+    """``interrupted(args, stop_at)``: run the CLI with ``args`` and raise KeyboardInterrupt
+    right after its ``stop_at``-th checkpoint is written (exit code 130 expected)."""
+    from sntkit.cli.main import main
+    from sntkit.experiments.run import Run
+
+    def run(args: list[str], stop_at: int) -> None:
+        real, calls = Run.checkpoint, []
+
+        def checkpoint(self, step, state=None):
+            path = real(self, step, state)
+            calls.append(step)
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return path
+
+        with monkeypatch.context() as m:
+            m.setattr(Run, "checkpoint", checkpoint)
+            assert main(args) == 130
+
+    return run

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from sntkit.cli.main import main
-from sntkit.experiments.run import Run
 
 TINY = [
     "--set", "n=8", "--set", "batch=16", "--set", "iterations=40", "--set", "check_every=10",
@@ -17,7 +16,7 @@ TINY = [
 
 @pytest.mark.slow
 def test_student_teacher_interrupted_and_resumed_matches_an_uninterrupted_run(
-    tmp_path, monkeypatch
+    tmp_path, interrupted
 ):
     full = tmp_path / "full"
     assert main(["reproduce", "student-teacher", "--out", str(full), *TINY]) == 0
@@ -29,20 +28,8 @@ def test_student_teacher_interrupted_and_resumed_matches_an_uninterrupted_run(
     assert {"step", "loss", "stable_rank", "stable_rank_err", "num_stable"} <= set(metrics.columns)
 
     part = tmp_path / "part"
-    real = Run.checkpoint
-    calls = {"n": 0}
-
-    def interrupted(self, step, state=None):
-        path = real(self, step, state)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Run, "checkpoint", interrupted)
-    assert main(["reproduce", "student-teacher", "--out", str(part), *TINY]) == 130
+    interrupted(["reproduce", "student-teacher", "--out", str(part), *TINY], stop_at=2)
     assert not (part / "summary.json").exists()
-    monkeypatch.setattr(Run, "checkpoint", real)
     assert main(["reproduce", "student-teacher", "--out", str(part), "--resume", *TINY]) == 0
     pd.testing.assert_frame_equal(metrics, pd.read_parquet(part / "metrics.parquet"))
     sa = json.loads((full / "summary.json").read_text())

@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 import pytest
+from resume_checks import assert_same_results
 
 from sntkit.cli.main import main
 from sntkit.experiments.memory_pro import SCALES, build_network, zero_input_fixed_points
-from sntkit.experiments.run import Run
 
 TINY = {
     "n": 12,
@@ -67,25 +67,13 @@ def test_tiny_memory_pro_run_writes_every_output(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [2, 4])  # inside the first run / inside the Shampoo run
-def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch, stop_at):
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
+    tmp_path, monkeypatch, interrupted, stop_at
+):
     settings = [f"--set={k}={v}" for k, v in (TINY | {"checkpoint_every": 2}).items()]
-    full = tmp_path / "full"
+    full, part = tmp_path / "full", tmp_path / "part"
     assert main(["reproduce", "memory-pro", "--out", str(full), *settings]) == 0
-
-    part = tmp_path / "part"
-    real = Run.checkpoint
-    calls = {"n": 0}
-
-    def interrupted(self, step, state=None):
-        path = real(self, step, state)
-        calls["n"] += 1
-        if calls["n"] == stop_at:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Run, "checkpoint", interrupted)
-    assert main(["reproduce", "memory-pro", "--out", str(part), *settings]) == 130
-    monkeypatch.setattr(Run, "checkpoint", real)
+    interrupted(["reproduce", "memory-pro", "--out", str(part), *settings], stop_at)
     import sntkit.experiments.memory_pro as mp
 
     inits = []
@@ -93,10 +81,4 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monk
     monkeypatch.setattr(mp, "analyse_init", lambda *a: inits.append(1) or analyse_init(*a))
     assert main(["reproduce", "memory-pro", "--out", str(part), "--resume", *settings]) == 0
     assert len(inits) == 1  # network 1 continued from its checkpoint; only network 2 is new
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(full / "metrics.parquet"), pd.read_parquet(part / "metrics.parquet")
-    )
-    sa = json.loads((full / "summary.json").read_text())
-    sb = json.loads((part / "summary.json").read_text())
-    sa.pop("wall_time_s", None), sb.pop("wall_time_s", None)
-    assert sa == sb
+    assert_same_results(full, part)

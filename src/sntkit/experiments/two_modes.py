@@ -112,7 +112,15 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
     targets = (config["lambda1"], config["lambda2"])
     summary: dict[str, Any] = {"teacher_eigenvalues": list(targets)}
     tracks: dict[str, list[dict]] = {}
-    for kind in OPTIMIZERS:
+    run.checkpoint_every = config["checkpoint_every"]
+    restored = run.restore()
+    state = restored[1] if restored else {"index": 0}
+    if restored:
+        summary, tracks = state["summary"], state["tracks"]
+    iters = config["iterations"]
+    for index, kind in enumerate(OPTIMIZERS):
+        if index < state["index"]:
+            continue  # finished before the interruption
         student = RNN(
             n,
             0,
@@ -134,8 +142,13 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
                 update_every=config["update_every"],
                 seed=config["seed"],
             )
-        track = []
-        bar = Progress(range(config["iterations"] + 1), desc=kind)
+        track: list[dict] = []
+        start = 0
+        if index == state["index"] and "step" in state:  # resume inside this run
+            student.load_state_dict(state["student"])
+            opt.load_state_dict(state["optimizer"])
+            track, start = state["track"], state["step"]
+        bar = Progress(range(start, iters + 1), total=iters + 1 - start, desc=kind)
         for step in bar:
             loss = (student(h0, steps=T)[..., :2] - target).square().mean()
             if step % config["track_every"] == 0:
@@ -150,13 +163,26 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
                 track.append(row)
                 run.log(row)
                 bar.show(loss=row["loss"], eig1=e1, eig2=e2)
-            if step == config["iterations"]:
+            if step == iters:
                 break
             if not math.isfinite(float(loss.detach())):
                 raise ValueError(f"{kind} diverged at step {step}; lower lr")
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if run.should_checkpoint(step + 1) and step + 1 < iters:
+                run.checkpoint(
+                    index * (iters + 1) + step + 1,  # the newest file is the latest state
+                    {
+                        "index": index,
+                        "step": step + 1,
+                        "student": student.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "track": track,
+                        "tracks": tracks,
+                        "summary": summary,
+                    },
+                )
         bar.close()
         tracks[kind] = track
         summary[kind] = milestones(track, targets, config["tol"]) | {
