@@ -196,12 +196,7 @@ def _summary(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[st
 
 def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
     fig, ax = plotting.figure(1, 3, width=3.3)
-    b = tables["fig6b"][tables["fig6b"].status == "ok"]
-    for nx, grp in b.groupby("n_x"):
-        grp = grp.sort_values("n_in")
-        ax[0, 0].plot(grp.n_in, grp.temporal_rank, "o-", label=f"$n_x$={nx}", markersize=3)
-    ax[0, 0].set(xscale="log", xlabel="input dimension", ylabel="temporal rank", title="6B")
-    ax[0, 0].legend()
+    _rank_vs_input_dim(ax[0, 0], tables["fig6b"], "n_x", "$n_x$={}", "6B")
     c = tables["fig6c"][tables["fig6c"].status == "ok"]
     for (_, row), style in zip(c.iterrows(), ("-", "--"), strict=False):
         modes = load_checkpoint(run.path("sweep_fig6c") / row.folder / "temporal_modes.pt")["modes"]
@@ -221,12 +216,7 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
     )
     plotting.save(fig, run.path("fig6_transformer"))
     fig, ax = plotting.figure(1, 4, width=3.0)
-    h = tables["fig10"][tables["fig10"].status == "ok"]
-    for heads, grp in h.groupby("heads"):
-        grp = grp.sort_values("n_in")
-        ax[0, 0].plot(grp.n_in, grp.temporal_rank, "o-", label=f"{heads} heads", markersize=3)
-    ax[0, 0].set(xscale="log", xlabel="input dimension", ylabel="temporal rank", title="10: heads")
-    ax[0, 0].legend()
+    _rank_vs_input_dim(ax[0, 0], tables["fig10"], "heads", "{} heads", "10: heads")
     w = tables["fig9"][tables["fig9"].status == "ok"]
     for a, col in zip(ax[0, 1:], ("temporal_rank", "spatial_rank", "overall_rank"), strict=True):
         for width, grp in w.groupby("n_attn"):
@@ -240,3 +230,13 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
         )
     ax[0, 1].legend()
     plotting.save(fig, run.path("fig9_fig10_transformer"))
+
+
+def _rank_vs_input_dim(ax, table: pd.DataFrame, by: str, label: str, title: str) -> None:
+    """Temporal rank against input dimension, one curve per value of ``by`` (ok points)."""
+    ok = table[table.status == "ok"]
+    for value, grp in ok.groupby(by):
+        grp = grp.sort_values("n_in")
+        ax.plot(grp.n_in, grp.temporal_rank, "o-", label=label.format(value), markersize=3)
+    ax.set(xscale="log", xlabel="input dimension", ylabel="temporal rank", title=title)
+    ax.legend()
