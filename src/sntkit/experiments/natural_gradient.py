@@ -30,14 +30,11 @@ from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.ntk import state_ntk
 from sntkit.optim import LowRankNaturalGradient
-from sntkit.tasks.student_teacher import StudentTeacherTask, make_student
+from sntkit.tasks.student_teacher import APP_B, StudentTeacherTask, make_student
 
 SCALES = {
     "quick": {
-        "n": 64,
-        "batch": 256,
-        "steps_T": 25,
-        "lr": 5e-3,
+        **APP_B,
         "iterations": 1500,
         "rank": 1,
         "damping": 1000.0,
@@ -48,10 +45,7 @@ SCALES = {
         "checkpoint_every": 500,
     },
     "paper": {
-        "n": 64,
-        "batch": 256,
-        "steps_T": 25,
-        "lr": 5e-3,
+        **APP_B,
         "iterations": 35000,
         "rank": 1,
         "damping": 1000.0,

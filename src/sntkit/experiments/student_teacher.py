@@ -38,14 +38,11 @@ from sntkit.experiments.run import Run
 from sntkit.linalg import effective_rank
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
-from sntkit.tasks.student_teacher import READOUT, StudentTeacherTask, make_student
+from sntkit.tasks.student_teacher import APP_B, READOUT, StudentTeacherTask, make_student
 
 SCALES = {
     "quick": {
-        "n": 64,
-        "batch": 256,
-        "steps_T": 25,
-        "lr": 5e-3,
+        **APP_B,
         "iterations": 1500,
         "check_every": 25,
         "fine_every": 5,
@@ -56,10 +53,7 @@ SCALES = {
         "checkpoint_every": 250,
     },
     "paper": {
-        "n": 64,
-        "batch": 256,
-        "steps_T": 25,
-        "lr": 5e-3,
+        **APP_B,
         "iterations": 35000,
         "check_every": 100,
         "fine_every": 10,

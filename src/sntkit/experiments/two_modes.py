@@ -25,6 +25,7 @@ from sntkit.experiments.run import Run
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
 from sntkit.optim import LowRankNaturalGradient
+from sntkit.tasks.student_teacher import APP_B
 
 SCALES = {
     "quick": {
@@ -44,10 +45,7 @@ SCALES = {
         "checkpoint_every": 2000,
     },
     "paper": {
-        "n": 64,
-        "batch": 256,
-        "steps_T": 25,
-        "lr": 5e-3,
+        **APP_B,
         "iterations": 35000,
         "lambda1": 1.3,
         "lambda2": 1.1,

@@ -29,6 +29,10 @@ from sntkit.models.rnn import RNN
 
 READOUT = (0, 1)
 
+#: Sizes and optimizer of App. B (64 units, batch 256, T = 25, full-batch SGD lr 5e-3), shared
+#: by the reproductions built on this task
+APP_B = {"n": 64, "batch": 256, "steps_T": 25, "lr": 5e-3}
+
 
 @dataclass
 class StudentTeacherTask:
