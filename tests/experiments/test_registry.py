@@ -168,3 +168,21 @@ def test_builtin_experiments_are_registered_consistently():
         assert exp.description
         for scale in exp.scales:
             exp.config(scale)  # every scale's defaults validate
+
+
+def test_entry_points_list_every_module_that_registers_experiments():
+    """A reproduction module missing from the entry points would vanish from the CLI."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    package = Path(registry.__file__).parent
+    registering = {
+        f"sntkit.experiments.{p.stem}"
+        for p in package.glob("*.py")
+        if re.search(r"^@register(_point)?\(", p.read_text(), re.MULTILINE)
+    }
+    listed = {e.value for e in importlib.metadata.entry_points(group=registry.ENTRY_POINT_GROUP)}
+    assert registering and listed == registering
+    names = {e.name for e in registry.experiments()}
+    assert {"memory-pro", "student-teacher", "space-time-point"} <= names

@@ -8,8 +8,8 @@ The infrastructure every reproduction uses:
 * :mod:`~sntkit.experiments.sweep` — grids of runs on Dask (:func:`run_sweep`);
 * :mod:`~sntkit.experiments.progress` and :mod:`~sntkit.experiments.plotting`.
 
-The reproductions themselves register on import of :mod:`sntkit.experiments.reproductions`
-(done lazily by :func:`get_experiment`).
+The reproductions register themselves when imported; the registry finds their modules through
+the ``sntkit.experiments`` entry points (loaded lazily by :func:`get_experiment`).
 """
 
 from sntkit.experiments.errors import CheckpointError, ConfigError

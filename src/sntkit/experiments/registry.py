@@ -28,6 +28,7 @@ seeding every global generator with ``config["seed"]``.
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ from sntkit.experiments.run import Run, finished_summary, seed_everything
 
 __all__ = [
     "COMMON",
+    "ENTRY_POINT_GROUP",
     "REGISTRY",
     "Experiment",
     "check_device",
@@ -353,9 +355,19 @@ def register_point(
     return _registrar(name, description, scales, signed, choices, 0, "point")
 
 
+#: entry-point group through which packages (sntkit itself included) provide experiments: each
+#: entry names a module that registers its experiments when imported
+ENTRY_POINT_GROUP = "sntkit.experiments"
+
+
 def load_builtin_experiments() -> None:
-    """Import the reproduction modules so that they register themselves."""
-    import sntkit.experiments.reproductions  # noqa: F401
+    """Import every module listed under the ``sntkit.experiments`` entry points.
+
+    The registry finds the reproductions (and experiments of other installed packages) through
+    package metadata rather than importing them, so it depends on nothing above it.
+    """
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry.load()
 
 
 def experiments() -> list[Experiment]:

@@ -25,6 +25,7 @@ import torch
 from sntkit.experiments import plotting
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
+from sntkit.experiments.stats import spearman
 from sntkit.experiments.sweep import run_sweep
 from sntkit.linalg import effective_rank
 from sntkit.models.rnn import RNN
@@ -117,13 +118,6 @@ SCALES = {
 }
 
 
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    ra = pd.Series(a).rank().to_numpy()
-    rb = pd.Series(b).rank().to_numpy()
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float((ra**2).sum() * (rb**2).sum()))
-    return float((ra * rb).sum() / den) if den else math.nan
 
 
 @register(

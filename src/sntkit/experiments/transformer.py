@@ -27,7 +27,7 @@ from sntkit.experiments import plotting
 from sntkit.experiments.io import load_checkpoint, save_checkpoint
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
-from sntkit.experiments.space_time import spearman
+from sntkit.experiments.stats import spearman
 from sntkit.experiments.sweep import run_sweep
 from sntkit.linalg import effective_rank
 from sntkit.models.transformer import AttentionMLP

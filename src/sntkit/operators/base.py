@@ -288,12 +288,6 @@ class Operator(ABC):
 
         return to_scipy(self)
 
-    def norm(self, **kwargs: object) -> float:
-        """Spectral norm ``‖A‖_2`` (largest singular value), matrix-free."""
-        from sntkit.linalg import spectral_norm
-
-        return float(spectral_norm(self, **kwargs))  # type: ignore[arg-type]
-
     # ------------------------------------------------------------------ helpers
     def _check_compatible(self, other: Operator, what: str) -> None:
         if other.dtype != self.dtype:
