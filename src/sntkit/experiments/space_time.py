@@ -118,8 +118,6 @@ SCALES = {
 }
 
 
-
-
 @register(
     "space-time",
     description="paper 004 Fig. 5: NTK temporal/spatial ranks vs gain and input rank (Dask sweep)",
