@@ -12,7 +12,7 @@ import torch
 from sntkit.experiments import io
 from sntkit.experiments.errors import CheckpointError, ConfigError
 from sntkit.experiments.registry import get_experiment
-from sntkit.experiments.run import Run, rng_state, set_rng_state
+from sntkit.experiments.run import Run, rng_state, seed_everything, set_rng_state
 
 
 def _execute(out, marks=None, resume=False, **settings):
@@ -215,3 +215,109 @@ def test_global_rng_state_roundtrip_through_a_checkpoint(tmp_path):
     got = (torch.rand(3), np.random.normal(size=3), [random.gauss(0, 1) for _ in range(3)])
     assert torch.equal(got[0], expected[0])
     assert np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+# ---------------------------------------------------------------------- stages and loops
+class _StopError(Exception):
+    pass
+
+
+def _vector() -> torch.nn.Module:
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(4))
+    return model
+
+
+def _two_stage_run(out, resume=False, stop_after=None, calls=None):
+    """Two stages, each drawing data from the global RNG before its loop and noise inside it.
+
+    ``stop_after=n`` raises right after the n-th checkpoint (stage ends included).
+    """
+    seed_everything(0)  # as Experiment.execute does
+    run = Run(out, {"experiment": "two-stage", "checkpoint_every": 3}, resume=resume)
+    written = []
+    real = run.checkpoint
+
+    def checkpoint(step, state=None):
+        path = real(step, state)
+        written.append(path.name)
+        if stop_after is not None and len(written) == stop_after:
+            raise _StopError
+        return path
+
+    run.checkpoint = checkpoint
+
+    def train(name, steps):
+        (calls if calls is not None else []).append(name)
+        target = torch.randn(4)  # pre-loop randomness: must replay identically on resume
+        model = _vector()
+        opt = torch.optim.SGD(model.parameters(), lr=0.2)
+        for step in run.loop(steps, model=model, optimizer=opt):
+            loss = (model.w - target - 0.1 * torch.randn(4)).square().sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run.log(stage=name, step=step, loss=float(loss.detach()))
+        return {"w": model.w.detach().clone(), "final": float(loss.detach())}
+
+    first = run.stage("first", lambda: train("first", 7))
+    second = run.stage("second", lambda: train("second", 8))
+    run.finish({"first": first["final"], "second": second["final"]})
+    return run, first, second, written
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3, 4, 5])
+def test_stages_resume_to_the_uninterrupted_results(tmp_path, stop_after):
+    _, first, second, written = _two_stage_run(tmp_path / "whole")
+    # 7 steps: checkpoints after 3, 6, stage end; 8 steps: after 3, 6, stage end
+    assert written == [f"step_{s:08d}.pt" for s in (3, 6, 7, 10, 13, 15)]
+    with pytest.raises(_StopError):
+        _two_stage_run(tmp_path / "cut", stop_after=stop_after)
+    calls = []
+    _, first2, second2, _ = _two_stage_run(tmp_path / "cut", resume=True, calls=calls)
+    assert torch.equal(first["w"], first2["w"]) and torch.equal(second["w"], second2["w"])
+    _assert_same_outputs_no_events(tmp_path / "whole", tmp_path / "cut")
+    # a stage that had finished is not trained again
+    assert calls == (["first", "second"] if stop_after < 3 else ["second"])
+
+
+def _assert_same_outputs_no_events(a, b):
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "metrics.parquet"),
+        pd.read_parquet(b / "metrics.parquet"),
+        check_exact=True,
+    )
+    assert json.loads((a / "summary.json").read_text()) == json.loads(
+        (b / "summary.json").read_text()
+    )
+
+
+def test_resumed_loop_continues_rather_than_restarts(tmp_path):
+    with pytest.raises(_StopError):
+        _two_stage_run(tmp_path, stop_after=4)  # mid second stage, after its step 3
+    run = Run(tmp_path, {"experiment": "two-stage", "checkpoint_every": 3}, resume=True)
+    assert run.stage("first", lambda: pytest.fail("finished stage rerun"))["w"].shape == (4,)
+    m = _vector()
+    opt = torch.optim.SGD(m.parameters())
+    steps = run.stage("second", lambda: list(run.loop(8, model=m, optimizer=opt)))
+    assert steps == [3, 4, 5, 6, 7] and bool(m.w.detach().abs().sum() > 0)  # restored, not zeros
+
+
+def test_stage_errors(tmp_path):
+    run = Run(tmp_path, {"experiment": "x"})
+    with pytest.raises(ValueError, match="stage name"):
+        run.stage("", dict)
+    with pytest.raises(ValueError, match="stage name"):
+        run.stage("a/b", dict)
+    with pytest.raises(RuntimeError, match="nest none"):
+        run.stage("outer", lambda: run.stage("inner", dict))
+    with pytest.raises(ValueError, match="steps must be a non-negative integer"):
+        list(run.loop(2.5))
+
+
+def test_stages_out_of_order_on_resume(tmp_path):
+    with pytest.raises(_StopError):
+        _two_stage_run(tmp_path, stop_after=4)
+    run = Run(tmp_path, {"experiment": "two-stage", "checkpoint_every": 3}, resume=True)
+    with pytest.raises(CheckpointError, match=r"written in stage 'second'.*reached stage 'third'"):
+        run.stage("third", dict)

@@ -14,15 +14,29 @@ Writing a resumable training loop (see also :func:`sntkit.experiments.registry.r
 
     model, opt = make_model(config), torch.optim.SGD(...)
     last = {"loss": math.nan}  # loop state that the summary needs is tracked too
-    start = run.track(model=model, optimizer=opt, last=last)  # 0, or the restored step
-    for step in run.progress(range(start, config["steps"]), desc="my-experiment"):
+    for step in run.loop(config["steps"], model=model, optimizer=opt, last=last):
         last["loss"] = train_step(model, opt)
         run.log(step=step, loss=last["loss"])
-        if run.should_checkpoint(step + 1):
-            run.checkpoint(step + 1)  # "step + 1 steps are done"
     return run.finish({"final_loss": last["loss"]})
 
-(A run interrupted after its last checkpoint resumes into an empty loop, hence ``last``.)
+:meth:`Run.loop` restores the tracked objects on resume, yields the steps still to do behind a
+progress bar, and checkpoints after every ``checkpoint_every``-th step ("step + 1 steps are
+done"). A run interrupted after its last checkpoint resumes into an empty loop, hence ``last``.
+
+Experiments with several training runs (SGD, then another optimizer; two networks) give each
+one a *stage*::
+
+    def train(kind):                  # trains one model, returns its (saveable) results
+        model, opt = ...
+        for step in run.loop(n, model=model, optimizer=opt):
+            ...
+        return {"final_loss": ...}
+
+    results = {kind: run.stage(kind, lambda: train(kind)) for kind in ("sgd", "ng")}
+
+:meth:`Run.stage` runs a stage once: the results of finished stages travel in every checkpoint,
+so on resume they are returned without training again, and the interrupted stage continues
+from its checkpoint. Tracked objects belong to the stage that tracked them.
 
 Resume determinism. ``checkpoint(step, state)`` saves, atomically and in one file, the
 experiment's ``state`` dict, the state of every object given to :meth:`Run.track` (modules,
@@ -49,7 +63,7 @@ import platform
 import random
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +134,15 @@ class Run:
         self._saved_tracked: dict[str, Any] = {}
         self._restored: Any = _UNSET
         self._verified = False
+        #: results of the finished stages, and the stage now running (see :meth:`stage`)
+        self.stages: dict[str, Any] = {}
+        self._stage: str | None = None
+        self._stage_rng: dict[str, Any] | None = None
+        self._stage_steps = 0
+        self._offset = 0  # steps of the finished stages, for checkpoint file names
+        self._saved_stage: str | None = None
+        self._saved_stage_rng: dict[str, Any] | None = None
+        self._pending_rng: dict[str, Any] | None = None
         self._prepare_dir()
 
     # ------------------------------------------------------------------ folder
@@ -220,34 +243,105 @@ class Run:
         Accepted: anything with ``state_dict``/``load_state_dict`` (modules, optimizers, LR
         schedulers), ``torch.Generator``, ``numpy.random.Generator``, ``random.Random``, and
         dicts and lists of checkpointable values (restored in place). Returns the step to
-        continue from: the newest checkpoint's step when resuming, else 0.
+        continue from: the step of the checkpoint being resumed (when it was written in the
+        current stage), else 0.
         """
         for name, obj in objects.items():
             _check_trackable(name, obj)
             self._tracked[name] = obj
-            if self._restored is not _UNSET and self._restored is not None:
-                self._load_tracked(name, obj)
         restored = self.restore()
-        return 0 if restored is None else restored[0]
+        if restored is None or self._saved_stage != self._stage:
+            return 0
+        for name, obj in objects.items():
+            self._load_tracked(name, obj)
+        return restored[0]
+
+    def stage(self, name: str, body: Callable[[], Any]) -> Any:
+        """Run ``body()`` as stage ``name`` once and return its result (see module docstring).
+
+        When resuming, a stage that finished before the interruption returns its saved result
+        without calling ``body``; the interrupted stage starts again from the global RNG state
+        it started with, and its :meth:`loop` continues from the checkpoint. The result must be
+        checkpointable (tensors, numbers, strings, lists and dicts of them). A checkpoint is
+        written when the stage ends.
+        """
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"stage name must be a non-empty string without '/', got {name!r}")
+        if self._stage is not None:
+            raise RuntimeError(f"stage {name!r} started inside stage {self._stage!r}; nest none")
+        if self._restored is _UNSET:
+            self._restored = self._load_newest()
+        if name in self.stages:
+            return self.stages[name]
+        if self._pending_rng is not None:  # the first stage not finished before the interruption
+            if self._saved_stage is None:
+                self._apply_pending_rng()
+            elif self._saved_stage == name:
+                _set_saved_rng(self._saved_stage_rng, self.ckpt_dir)
+            else:
+                raise CheckpointError(
+                    f"the newest checkpoint in {self.ckpt_dir} was written in stage "
+                    f"{self._saved_stage!r}, but this run reached stage {name!r} first"
+                )
+        self._stage, self._stage_rng = name, rng_state()
+        try:
+            result = body()
+        finally:
+            self._stage = None
+        self.stages[name] = result
+        self._offset += self._stage_steps
+        self._stage_steps = 0
+        self.checkpoint(0)
+        return result
+
+    def loop(self, steps: int, *, desc: str | None = None, **objects: Any) -> Iterator[int]:
+        """Yield the training steps ``start..steps-1`` still to do, checkpointing as it goes.
+
+        ``objects`` are tracked as with :meth:`track` (inside a stage, under that stage), which
+        also gives ``start`` (0, or the step of the checkpoint being resumed). After the body
+        of step ``s`` ran, a checkpoint is written when :meth:`should_checkpoint` of ``s + 1``
+        holds and steps remain. A progress bar shows the steps (labelled ``desc``).
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        self._stage_steps = steps
+        start = self.track(**{self._key(k): v for k, v in objects.items()})
+        label = desc or self._stage or self.config.get("experiment", "run")
+        bar = self.progress(range(start, steps), desc=str(label))
+        for step in bar:
+            yield step
+            if step + 1 < steps and self.should_checkpoint(step + 1):
+                self.checkpoint(step + 1)
+        bar.close()
+
+    def _key(self, name: str) -> str:
+        return name if self._stage is None else f"{self._stage}/{name}"
 
     def checkpoint(self, step: int, state: dict[str, Any] | None = None) -> Path:
         """Save ``state``, the tracked objects, the records and the RNG states after ``step``.
 
-        ``step`` is the number of steps done, i.e. the step the loop continues from. The file
-        is written atomically, then ``metrics.parquet``/``events.json`` are updated and all
-        but the newest ``keep`` checkpoints are deleted. The first checkpoint of a run is read
-        back at once, so that state the safe loader would refuse fails now, not on resume.
+        ``step`` is the number of steps done, i.e. the step the loop continues from (counted
+        within the current stage; the file name counts the steps of finished stages too, so
+        that the newest checkpoint sorts last). The file is written atomically, then
+        ``metrics.parquet``/``events.json`` are updated and all but the newest ``keep``
+        checkpoints are deleted. The first checkpoint of a run is read back at once, so that
+        state the safe loader would refuse fails now, not on resume.
         """
         payload = {
             "format": 1,
             "step": int(step),
             "state": dict(state or {}),
             "tracked": {name: _get_state(obj) for name, obj in self._tracked.items()},
+            "stages": self.stages,
+            "stage": self._stage,
+            "stage_rng": self._stage_rng if self._stage is not None else None,
+            "offset": self._offset,
             "rows": self.rows,
             "events": self.events,
             "rng": rng_state(),
         }
-        path = io.save_checkpoint(self.ckpt_dir / f"step_{int(step):08d}.pt", payload)
+        name = f"step_{self._offset + int(step):08d}.pt"
+        path = io.save_checkpoint(self.ckpt_dir / name, payload)
         if not self._verified:
             try:
                 io.load_checkpoint(path)
@@ -270,13 +364,21 @@ class Run:
     def restore(self) -> tuple[int, dict[str, Any]] | None:
         """``(step, state)`` of the newest checkpoint when resuming, else ``None``.
 
-        Also puts back the rows, events, RNG states and tracked objects saved with it. The
+        Also puts back the rows, events, finished stages and RNG states saved with it (the RNG
+        states only once the run is back in the stage that wrote the checkpoint). The
         checkpoint is loaded once; later calls return the same result without reapplying it.
         A damaged checkpoint raises :class:`CheckpointError`.
         """
         if self._restored is _UNSET:
             self._restored = self._load_newest()
+        if self._saved_stage == self._stage:
+            self._apply_pending_rng()
         return self._restored
+
+    def _apply_pending_rng(self) -> None:
+        if self._pending_rng is not None:
+            _set_saved_rng(self._pending_rng, self.ckpt_dir)
+            self._pending_rng = None
 
     def _load_newest(self) -> tuple[int, dict[str, Any]] | None:
         files = self.checkpoints() if self.resume else []
@@ -288,14 +390,16 @@ class Run:
             step, state = int(payload["step"]), dict(payload["state"])
             rows, events = list(payload["rows"]), list(payload["events"])
             tracked = dict(payload.get("tracked", {}))
-            set_rng_state(payload["rng"])
+            stages, saved_stage = dict(payload.get("stages", {})), payload.get("stage")
+            offset, stage_rng = int(payload.get("offset", 0)), payload.get("stage_rng")
+            rng = payload["rng"]
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
                 f"checkpoint {path} is not a complete sntkit run checkpoint ({exc})"
             ) from None
         self.rows, self.events, self._saved_tracked = rows, events, tracked
-        for name, obj in self._tracked.items():
-            self._load_tracked(name, obj)
+        self.stages, self._saved_stage, self._offset = stages, saved_stage, offset
+        self._saved_stage_rng, self._pending_rng = stage_rng, rng
         return step, state
 
     def _load_tracked(self, name: str, obj: Any) -> None:
@@ -396,6 +500,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
     )  # fmt: skip
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+
+
+def _set_saved_rng(state: Any, where: Path) -> None:
+    try:
+        set_rng_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"the newest checkpoint in {where} holds no complete RNG state ({exc})"
+        ) from None
 
 
 # ---------------------------------------------------------------------- helpers
