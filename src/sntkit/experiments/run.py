@@ -76,6 +76,7 @@ from sntkit.experiments.progress import Progress
 
 __all__ = [
     "Run",
+    "TrainingLoop",
     "default_out_dir",
     "finished_summary",
     "rng_state",
@@ -294,25 +295,21 @@ class Run:
         self.checkpoint(0)
         return result
 
-    def loop(self, steps: int, *, desc: str | None = None, **objects: Any) -> Iterator[int]:
-        """Yield the training steps ``start..steps-1`` still to do, checkpointing as it goes.
+    def loop(self, steps: int, *, desc: str | None = None, **objects: Any) -> TrainingLoop:
+        """The training steps ``start..steps-1`` still to do, checkpointing as it goes.
 
         ``objects`` are tracked as with :meth:`track` (inside a stage, under that stage), which
-        also gives ``start`` (0, or the step of the checkpoint being resumed). After the body
-        of step ``s`` ran, a checkpoint is written when :meth:`should_checkpoint` of ``s + 1``
-        holds and steps remain. A progress bar shows the steps (labelled ``desc``).
+        also gives ``start`` (0, or the step of the checkpoint being resumed). Iterating yields
+        the steps; after the body of step ``s`` ran, a checkpoint is written when
+        :meth:`should_checkpoint` of ``s + 1`` holds and steps remain. A progress bar shows the
+        steps (labelled ``desc``); ``loop.show(loss=...)`` sets the values displayed beside it.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
         self._stage_steps = steps
         start = self.track(**{self._key(k): v for k, v in objects.items()})
         label = desc or self._stage or self.config.get("experiment", "run")
-        bar = self.progress(range(start, steps), desc=str(label))
-        for step in bar:
-            yield step
-            if step + 1 < steps and self.should_checkpoint(step + 1):
-                self.checkpoint(step + 1)
-        bar.close()
+        return TrainingLoop(self, start, steps, self.progress(range(start, steps), desc=str(label)))
 
     def _key(self, name: str) -> str:
         return name if self._stage is None else f"{self._stage}/{name}"
@@ -415,6 +412,24 @@ class Run:
             raise CheckpointError(
                 f"the checkpointed state of {name!r} does not fit ({msg})"
             ) from None
+
+
+class TrainingLoop:
+    """The steps a :meth:`Run.loop` still has to do, with its progress bar and checkpoints."""
+
+    def __init__(self, run: Run, start: int, steps: int, bar: Progress) -> None:
+        self.run, self.start, self.steps, self.bar = run, start, steps, bar
+
+    def __iter__(self) -> Iterator[int]:
+        for step in self.bar:
+            yield step
+            if step + 1 < self.steps and self.run.should_checkpoint(step + 1):
+                self.run.checkpoint(step + 1)
+        self.bar.close()
+
+    def show(self, **values: float | int | str | None) -> None:
+        """Display ``values`` beside the progress bar."""
+        self.bar.show(**values)
 
 
 # ---------------------------------------------------------------------- tracked objects

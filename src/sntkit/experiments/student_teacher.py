@@ -32,7 +32,6 @@ from sntkit.dynamics import (
 )
 from sntkit.experiments import plotting
 from sntkit.experiments.io import save_checkpoint
-from sntkit.experiments.progress import Progress
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.linalg import effective_rank
@@ -132,106 +131,89 @@ def _analyse_event(
 )
 def student_teacher(config: dict[str, Any], run: Run) -> dict[str, Any]:
     device, T = config["device"], config["steps_T"]
-    run.checkpoint_every = config["checkpoint_every"]
     task = StudentTeacherTask.build(
         config["n"], config["batch"], T, seed=config["seed"], device=device
     )
     student = make_student(
         config["n"], gain=config["student_gain"], seed=config["seed"], device=device
     )
-    opt = torch.optim.SGD(student.parameters(), lr=config["lr"])
-    ranks_seed = config["seed"]
-
-    def extra(params: dict) -> dict[str, float]:
-        return sntk_ranks(student, task.h0, T, config["rank_matvecs"], ranks_seed)
-
-    monitor = BifurcationMonitor(
-        student,
-        every=config["check_every"],
-        fine_every=config["fine_every"],
-        fine_window=config["fine_window"],
-        extra_metrics=extra,
-        init_scale=1.5,
-        seed=config["seed"],
-    )
     teacher_fps = find_fixed_points(task.teacher, inits=256, scale=1.5)
     save_checkpoint(
         run.path("teacher.pt"), {"state_dict": task.teacher.state_dict(), "h0": task.h0}
     )
     initial_fps = find_fixed_points(student, inits=128, scale=1.5)
-    start, elapsed, analysis = 0, 0.0, None
-    restored = run.restore()
-    if restored is not None:
-        start, state = restored
-        student.load_state_dict(state["student"])
-        opt.load_state_dict(state["optimizer"])
-        monitor.load_state_dict(state["monitor"])
-        elapsed, analysis = state["elapsed"], state["analysis"]
-    t0 = time.perf_counter() - elapsed
-    bar = Progress(
-        range(start, config["iterations"] + 1),
-        total=config["iterations"] + 1 - start,
-        desc="student-teacher",
-    )
-    last_rank = math.nan
-    for step in bar:
-        if monitor.due(step) or step == config["iterations"]:
-            params = {k: v.detach().clone() for k, v in student.named_parameters()}
-            with torch.no_grad():
-                loss_now = float(task.loss(student))
-                traj = student(task.h0, steps=T)
-            prev = monitor.prev
-            row, events = monitor.check(step, params, loss=loss_now, trajectory=traj)
-            run.log(row)
-            last_rank = row["stable_rank"]
-            for ev in events:
-                rec = ev.to_dict()
-                rec |= {
-                    "loss_before": run.rows[-2]["loss"] if len(run.rows) > 1 else None,
-                    "loss_after": loss_now,
-                }
-                rec |= {
-                    "stable_rank_before": run.rows[-2]["stable_rank"]
-                    if len(run.rows) > 1
-                    else None,
-                    "stable_rank_after": row["stable_rank"],
-                }
-                run.event(rec)
-                if analysis is None and prev is not None:
-                    try:
-                        analysis = _analyse_event(
-                            student, task, ev, prev[1], monitor.prev[1], config["landscape_span"]
-                        )
-                        analysis["event"] = rec
-                    except (ValueError, RuntimeError) as exc:  # degenerate geometry: report it
-                        analysis = {"event": rec, "error": str(exc)}
-            bar.show(step=step, loss=loss_now, stable_rank=last_rank)
-        if step == config["iterations"]:
-            break
-        loss = task.loss(student)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if not math.isfinite(float(loss.detach())):
-            raise ValueError(f"training diverged at step {step} (loss is not finite); lower lr")
-        if run.should_checkpoint(step + 1):
-            run.checkpoint(
-                step + 1,
-                {
-                    "student": student.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "monitor": monitor.state_dict(),
-                    "elapsed": time.perf_counter() - t0,
-                    "analysis": analysis,
-                },
-            )
-    bar.close()
+    state = _train(config, run, task, student)
     final_fps = find_fixed_points(student, inits=256, scale=1.5)
-    summary = _summary(
-        config, run, analysis, initial_fps, final_fps, teacher_fps, time.perf_counter() - t0
-    )
+    analysis = state["analysis"]
+    summary = _summary(config, run, analysis, initial_fps, final_fps, teacher_fps, state["elapsed"])
     _figures(run, task, student, final_fps, teacher_fps, analysis)
     return run.finish(summary)
+
+
+def _train(
+    config: dict[str, Any], run: Run, task: StudentTeacherTask, student: RNN
+) -> dict[str, Any]:
+    """Full-batch SGD with fixed-point checks; returns ``{"analysis", "elapsed"}``."""
+    T, seed = config["steps_T"], config["seed"]
+    opt = torch.optim.SGD(student.parameters(), lr=config["lr"])
+    monitor = BifurcationMonitor(
+        student,
+        every=config["check_every"],
+        fine_every=config["fine_every"],
+        fine_window=config["fine_window"],
+        extra_metrics=lambda params: sntk_ranks(student, task.h0, T, config["rank_matvecs"], seed),
+        init_scale=1.5,
+        seed=seed,
+    )
+    state: dict[str, Any] = {"analysis": None, "elapsed": 0.0}
+    tick, steps = time.perf_counter(), config["iterations"]
+    # one pass more than there are SGD steps: the last one only checks the final parameters
+    loop = run.loop(steps + 1, desc="student-teacher", student=student, optimizer=opt,
+                    monitor=monitor, state=state)  # fmt: skip
+    for step in loop:
+        if monitor.due(step) or step == steps:
+            loss_now = _check(config, run, task, student, monitor, step, state)
+            loop.show(step=step, loss=loss_now, stable_rank=run.rows[-1]["stable_rank"])
+        if step < steps:
+            loss = task.loss(student)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if not math.isfinite(float(loss.detach())):
+                raise ValueError(f"training diverged at step {step} (loss is not finite); lower lr")
+        now = time.perf_counter()
+        state["elapsed"] += now - tick
+        tick = now
+    return state
+
+
+def _check(config, run, task, student, monitor, step, state) -> float:
+    """One monitor check: log its row and events; analyse the first event's geometry."""
+    params = {k: v.detach().clone() for k, v in student.named_parameters()}
+    with torch.no_grad():
+        loss_now = float(task.loss(student))
+        traj = student(task.h0, steps=config["steps_T"])
+    prev = monitor.prev
+    row, events = monitor.check(step, params, loss=loss_now, trajectory=traj)
+    run.log(row)
+    before = run.rows[-2] if len(run.rows) > 1 else {}
+    for ev in events:
+        rec = ev.to_dict() | {
+            "loss_before": before.get("loss"),
+            "loss_after": loss_now,
+            "stable_rank_before": before.get("stable_rank"),
+            "stable_rank_after": row["stable_rank"],
+        }
+        run.event(rec)
+        if state["analysis"] is None and prev is not None:
+            try:
+                analysis = _analyse_event(
+                    student, task, ev, prev[1], monitor.prev[1], config["landscape_span"]
+                )
+                state["analysis"] = analysis | {"event": rec}
+            except (ValueError, RuntimeError) as exc:  # degenerate geometry: report it
+                state["analysis"] = {"event": rec, "error": str(exc)}
+    return loss_now
 
 
 def _summary(config, run, analysis, initial_fps, final_fps, teacher_fps, wall):
