@@ -17,11 +17,8 @@ from sntkit.dynamics.bifurcations import (
 )
 from sntkit.dynamics.channels import (
     ChannelDecomposition,
-    LandscapeFit,
     channel_decomposition,
     eigenvalue_gradient,
-    fit_normal_form,
-    local_landscape,
 )
 from sntkit.dynamics.construction import fixed_point_weights, planar_teacher
 from sntkit.dynamics.fixed_points import (
@@ -31,6 +28,7 @@ from sntkit.dynamics.fixed_points import (
     linearize,
     solve_fixed_points,
 )
+from sntkit.dynamics.landscape import LandscapeFit, fit_normal_form, local_landscape
 from sntkit.dynamics.monitor import BifurcationMonitor
 from sntkit.dynamics.normal_forms import (
     NORMAL_FORMS,

@@ -53,6 +53,7 @@ from typing import Any
 import torch
 
 from sntkit.dynamics.fixed_points import FixedPoints, solve_fixed_points
+from sntkit.dynamics.tolerances import IMAG_TOL
 from sntkit.models.cell import Cell
 
 Params = dict[str, torch.Tensor]
@@ -60,7 +61,6 @@ Finder = Callable[[Cell, Params, "torch.Tensor | None", "torch.Tensor | None"], 
 
 #: weight of the leading-eigenvalue distance in the matching cost (locations weigh 1)
 EIG_WEIGHT = 1e-3
-IMAG_TOL = 1e-9
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ import scipy.sparse.csgraph
 import torch
 from torch.func import jacrev, vmap
 
+from sntkit.dynamics.tolerances import IMAG_TOL
 from sntkit.models.cell import Cell, detached_params
 from sntkit.models.torch_adapter import as_cell
 
@@ -187,7 +188,7 @@ class FixedPoints:
 
 
 def classify(
-    eigvals: torch.Tensor, margin: float = 1e-6, imag_tol: float = 1e-9
+    eigvals: torch.Tensor, margin: float = 1e-6, imag_tol: float = IMAG_TOL
 ) -> tuple[list[str], torch.Tensor]:
     """Stability classes of fixed points of a *map* from eigenvalues ``(n, N)`` sorted by ``|λ|``.
 
