@@ -34,7 +34,6 @@ from sntkit.dynamics.normal_forms import (
     NORMAL_FORMS,
     Branch,
     NormalForm,
-    figure2_data,
     stability_flip_closed_form,
 )
 
@@ -54,7 +53,6 @@ __all__ = [
     "classify_change",
     "default_finder",
     "eigenvalue_gradient",
-    "figure2_data",
     "find_fixed_points",
     "fit_normal_form",
     "fixed_point_weights",

@@ -11,11 +11,12 @@ over the finite part of the curve, peak / value at ``g*``, whether the curve is 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from sntkit.dynamics.normal_forms import NORMAL_FORMS, figure2_data
+from sntkit.dynamics.normal_forms import NORMAL_FORMS
 from sntkit.experiments import plotting
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -68,3 +69,92 @@ def _figure(run: Run, data: dict) -> None:
         ax.axis("off")
     axes.flat[0].legend()
     plotting.save(fig, run.path("fig2_normal_forms"))
+
+
+def figure2_data(
+    forms: Sequence[str] | None = None,
+    *,
+    g_values: torch.Tensor | None = None,
+    ranges: Sequence[float] = (0.05, 0.1),
+    T: int = 30,
+    batch: int = 256,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """``‖sNTK_g‖_2`` over ``g`` for each form and initial-condition range (paper 000 Fig. 2).
+
+    Every form is evaluated on the same grid, by default ``g ∈ [0.5, 1.5]`` (101 points,
+    ``g* = 1`` in the middle). Initial conditions are ``h_0 ~ U[−a, a]^dim`` for each ``a`` in
+    ``ranges`` (``batch`` of them, one draw per ``a`` from ``seed``).
+
+    Returns ``{form: {"g", "g_star", "description", "ranges": {str(a): summary},
+    "bounded": {str(a): {"norm", "escaped_fraction"}}}}`` where ``summary`` holds
+
+    * ``norm``: the curve (``inf`` where some orbit escapes);
+    * ``value_at_gstar``: ``‖sNTK_g‖`` at exactly ``g*``;
+    * ``g_peak``, ``peak``: the maximum over the finite part of the curve and where it is;
+    * ``peak_over_gstar``: ``peak / value_at_gstar`` (``nan`` if that is infinite);
+    * ``monotone_past_gstar``: the finite curve never decreases for ``g > g*`` (the stability
+      flip's signature); ``peaked``: the maximum is interior (not at either end of the finite
+      part of the grid) and the curve falls below half of it by the end (self-regulation);
+    * ``escaped_fraction_of_grid``: the fraction of grid points with an escaping orbit;
+    * ``g_peak_bounded``, ``peak_over_gstar_bounded``, ``peaked_bounded``: the same from the
+      sum over the bounded orbits only (``bounded``), informative for the forms whose quadratic
+      normal form lets half of the orbits run off (saddle-node, transcritical).
+    """
+    names = list(NORMAL_FORMS) if forms is None else list(forms)
+    unknown = [n for n in names if n not in NORMAL_FORMS]
+    if unknown:
+        raise ValueError(f"unknown normal forms {unknown}; choose from {list(NORMAL_FORMS)}")
+    if g_values is None:
+        g_values = torch.linspace(0.5, 1.5, 101, dtype=torch.float64)
+    g_values = torch.as_tensor(g_values, dtype=torch.float64).reshape(-1)
+    if T < 1 or batch < 1:
+        raise ValueError(f"T and batch must be >= 1, got T={T}, batch={batch}")
+    out: dict[str, dict] = {}
+    for name in names:
+        nf = NORMAL_FORMS[name]
+        grid = torch.cat([g_values, torch.tensor([nf.g_star], dtype=torch.float64)])
+        entry: dict = {
+            "g": g_values.tolist(),
+            "g_star": nf.g_star,
+            "description": nf.description,
+            "ranges": {},
+            "bounded": {},
+        }
+        for a in ranges:
+            gen = torch.Generator().manual_seed(seed)
+            h0 = (2 * torch.rand(batch, nf.dim, generator=gen, dtype=torch.float64) - 1) * a
+            norm, bounded, escaped = nf.sntk_g_curve(grid, h0, T)
+            summary = _curve_summary(g_values, norm[:-1], float(norm[-1]), nf.g_star)
+            b_summary = _curve_summary(g_values, bounded[:-1], float(bounded[-1]), nf.g_star)
+            summary["g_peak_bounded"] = b_summary["g_peak"]
+            summary["peak_over_gstar_bounded"] = b_summary["peak_over_gstar"]
+            summary["peaked_bounded"] = b_summary["peaked"]
+            summary["escaped_fraction_of_grid"] = float(escaped[:-1].any(1).double().mean())
+            entry["ranges"][str(a)] = {"norm": norm[:-1].tolist(), **summary}
+            entry["bounded"][str(a)] = {
+                "norm": bounded[:-1].tolist(),
+                "escaped_fraction": escaped[:-1].double().mean(1).tolist(),
+            }
+        out[name] = entry
+    return out
+
+
+def _curve_summary(g: torch.Tensor, norm: torch.Tensor, at_star: float, g_star: float) -> dict:
+    finite = torch.isfinite(norm)
+    if not bool(finite.any()):
+        nan = math.nan
+        return {"value_at_gstar": at_star, "g_peak": nan, "peak": nan, "peak_over_gstar": nan,
+                "monotone_past_gstar": None, "peaked": False}  # fmt: skip
+    masked = torch.where(finite, norm, torch.full_like(norm, -math.inf))
+    i = int(masked.argmax())
+    first, last = int(finite.nonzero()[0, 0]), int(finite.nonzero()[-1, 0])
+    past = norm[(g > g_star) & finite]
+    return {
+        "value_at_gstar": at_star,
+        "g_peak": float(g[i]),
+        "peak": float(norm[i]),
+        "peak_over_gstar": float(norm[i]) / at_star if math.isfinite(at_star) else math.nan,
+        "monotone_past_gstar": bool((past[1:] >= past[:-1]).all()) if past.numel() > 1 else None,
+        "peaked": first < i < last and float(norm[last]) < 0.5 * float(norm[i]),
+    }
