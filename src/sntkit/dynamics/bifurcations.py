@@ -316,6 +316,110 @@ def _closer(a: complex, b: complex, target: complex) -> complex:
     return a if abs(a - target) <= abs(b - target) else b
 
 
+#: what a classifier finds: the kind, the critical eigenvalue, where, and kind-specific details
+_Found = tuple[str, complex, "torch.Tensor | None", dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Change:
+    """Two signatures and how their fixed points match (the input of every classifier)."""
+
+    before: Signature
+    after: Signature
+    pairs: list[tuple[int, int]]
+
+    @property
+    def grow(self) -> bool:
+        return len(self.after.points) > len(self.before.points)
+
+    @property
+    def larger(self) -> FixedPoints:
+        return self.after.points if self.grow else self.before.points
+
+    def continued(self) -> list[int]:
+        """Indices in the larger set of the points that exist on both sides."""
+        return [j if self.grow else i for i, j in self.pairs]
+
+    def new(self) -> list[int]:
+        """Indices in the larger set of the points without a partner."""
+        matched = set(self.continued())
+        return [k for k in range(len(self.larger)) if k not in matched]
+
+    def changed(self, sign: str) -> list[tuple[int, int]]:
+        """Matched pairs whose ``fold_sign``/``flip_sign``/``outside`` differs."""
+        a, b = getattr(self.before, sign), getattr(self.after, sign)
+        return [(i, j) for i, j in self.pairs if int(a[i]) != int(b[j])]
+
+    def nearest(self, i: int, j: int, target: str, aim: complex) -> tuple[complex, torch.Tensor]:
+        """The eigenvalue nearer ``aim`` of pair ``(i, j)`` (:func:`_nearest`) and its point."""
+        A, B = self.before.points, self.after.points
+        la, lb = _nearest(A.eigvals[i], target), _nearest(B.eigvals[j], target)
+        if target == "circle":
+            return (la, A.locations[i]) if abs(abs(la) - 1) <= abs(abs(lb) - 1) else (
+                lb, B.locations[j])  # fmt: skip
+        return (la, A.locations[i]) if _closer(la, lb, aim) == la else (lb, B.locations[j])
+
+
+def _two_new_points(
+    c: _Change, symmetry_tol: float, imperfect_tol: float, align_tol: float
+) -> _Found:
+    """Two points appear or vanish: a pitchfork when a continued point also changes its fold
+    sign (imperfect when the new pair is not centred on it), else a saddle-node — or an
+    imperfect pitchfork when the nearest continued point has an eigenvalue near +1 whose
+    eigenvector points at the new pair."""
+    larger, new = c.larger, c.new()
+    a, b = larger.locations[new[0]], larger.locations[new[1]]
+    fold = c.changed("fold_sign")
+    if fold:
+        i, j = fold[0]
+        lam, point = c.nearest(i, j, "+1", 1)
+        centre = larger.locations[j if c.grow else i]
+        half = max(float((a - b).norm()) / 2, 1e-300)
+        asym = float((0.5 * (a + b) - centre).norm()) / half
+        kind = "pitchfork" if asym <= symmetry_tol else "pitchfork (imperfect)"
+        return (
+            kind,
+            lam,
+            point,
+            {"asymmetry": asym, "new_pair_stable": bool(larger.stable[new].all())},
+        )
+    lams = [_nearest(larger.eigvals[k], "+1") for k in new]
+    m = 0 if abs(lams[0] - 1) <= abs(lams[1] - 1) else 1
+    kind, point, lam, extra = "saddle-node", larger.locations[new[m]], lams[m], {}
+    cont = c.continued()
+    if cont:
+        d = (larger.locations[cont] - point).norm(dim=1)
+        k_pt = cont[int(d.argmin())]
+        ev = larger.eigvals[k_pt]
+        real = ev.imag.abs() <= IMAG_TOL
+        dist = torch.where(real, (ev - 1).abs(), torch.full_like(ev.real, torch.inf))
+        k = int(dist.argmin())
+        v = larger.right[k_pt][:, k].real
+        offset = point - larger.locations[k_pt]
+        cos = float((offset @ v).abs() / (offset.norm() * v.norm()).clamp_min(1e-300))
+        if float(dist[k]) <= imperfect_tol and cos >= align_tol:
+            kind = "pitchfork (imperfect)"
+        extra = {"continued_eigenvalue": float(ev[k].real), "alignment": cos}
+    return kind, lam, point, extra
+
+
+def _same_count(c: _Change) -> _Found | None:
+    """No point appears: a fold-sign change is a stability flip (transcritical when two points
+    exchange it), a flip-sign change period doubling, a circle crossing Neimark–Sacker."""
+    fold, flip = c.changed("fold_sign"), c.changed("flip_sign")
+    if fold:
+        lam, point = min((c.nearest(i, j, "+1", 1) for i, j in fold), key=lambda t: abs(t[0] - 1))
+        return ("transcritical" if len(fold) >= 2 else "stability flip"), lam, point, {}
+    if flip:
+        lam, point = c.nearest(*flip[0], "-1", -1)
+        return "period doubling", lam, point, {}
+    circle = [p for p in c.changed("outside") if p not in fold + flip]
+    if circle:
+        lam, point = c.nearest(*circle[0], "circle", 1)
+        return "Neimark–Sacker", lam, point, {}
+    return None
+
+
 def classify_change(
     before: Signature,
     after: Signature,
@@ -326,69 +430,14 @@ def classify_change(
     align_tol: float = 0.9,
 ) -> Bifurcation:
     """Classify the change between the signatures at ``s = lo`` and ``s = hi`` (module rules)."""
-    A, B = before.points, after.points
-    dn = len(B) - len(A)
-    pairs = match_points(A, B)
-    fold = [(i, j) for i, j in pairs if int(before.fold_sign[i]) != int(after.fold_sign[j])]
-    flip = [(i, j) for i, j in pairs if int(before.flip_sign[i]) != int(after.flip_sign[j])]
-    circle = [
-        (i, j)
-        for i, j in pairs
-        if int(before.outside[i]) != int(after.outside[j]) and (i, j) not in fold + flip
-    ]
-    kind, lam, point, extra = "unclassified", complex("nan"), None, {}
-    larger, grow = (B, True) if dn > 0 else (A, False)
-    matched = {j if grow else i for i, j in pairs}
-    new = [k for k in range(len(larger)) if k not in matched]
-
-    def center(i: int, j: int) -> tuple[complex, torch.Tensor]:
-        la, lb = _nearest(A.eigvals[i], "+1"), _nearest(B.eigvals[j], "+1")
-        return (la, A.locations[i]) if _closer(la, lb, 1) == la else (lb, B.locations[j])
-
-    if abs(dn) == 2 and len(new) == 2:
-        a, b = larger.locations[new[0]], larger.locations[new[1]]
-        if fold:
-            i, j = fold[0]
-            lam, point = center(i, j)
-            c = (B if grow else A).locations[j if grow else i]
-            half = max(float((a - b).norm()) / 2, 1e-300)
-            asym = float((0.5 * (a + b) - c).norm()) / half
-            kind = "pitchfork" if asym <= symmetry_tol else "pitchfork (imperfect)"
-            extra = {"asymmetry": asym, "new_pair_stable": bool(larger.stable[new].all())}
-        else:
-            lams = [_nearest(larger.eigvals[k], "+1") for k in new]
-            m = 0 if abs(lams[0] - 1) <= abs(lams[1] - 1) else 1
-            kind, point, lam = "saddle-node", larger.locations[new[m]], lams[m]
-            cont = [j if grow else i for i, j in pairs]
-            if cont:
-                d = (larger.locations[cont] - point).norm(dim=1)
-                c = cont[int(d.argmin())]
-                ev = larger.eigvals[c]
-                real = ev.imag.abs() <= IMAG_TOL
-                dist = torch.where(real, (ev - 1).abs(), torch.full_like(ev.real, torch.inf))
-                k = int(dist.argmin())
-                v = larger.right[c][:, k].real
-                offset = point - larger.locations[c]
-                cos = float((offset @ v).abs() / (offset.norm() * v.norm()).clamp_min(1e-300))
-                if float(dist[k]) <= imperfect_tol and cos >= align_tol:
-                    kind = "pitchfork (imperfect)"
-                extra = {"continued_eigenvalue": float(ev[k].real), "alignment": cos}
-    elif dn == 0 and fold:
-        lams = [center(i, j) for i, j in fold]
-        lam, point = min(lams, key=lambda t: abs(t[0] - 1))
-        kind = "transcritical" if len(fold) >= 2 else "stability flip"
-    elif dn == 0 and flip:
-        i, j = flip[0]
-        la, lb = _nearest(A.eigvals[i], "-1"), _nearest(B.eigvals[j], "-1")
-        lam = _closer(la, lb, -1)
-        point = A.locations[i] if lam == la else B.locations[j]
-        kind = "period doubling"
-    elif dn == 0 and circle:
-        i, j = circle[0]
-        la, lb = _nearest(A.eigvals[i], "circle"), _nearest(B.eigvals[j], "circle")
-        lam = la if abs(abs(la) - 1) <= abs(abs(lb) - 1) else lb
-        point = A.locations[i] if lam == la else B.locations[j]
-        kind = "Neimark–Sacker"
+    change = _Change(before, after, match_points(before.points, after.points))
+    dn = len(after.points) - len(before.points)
+    found: _Found | None = None
+    if abs(dn) == 2 and len(change.new()) == 2:
+        found = _two_new_points(change, symmetry_tol, imperfect_tol, align_tol)
+    elif dn == 0:
+        found = _same_count(change)
+    kind, lam, point, extra = found or ("unclassified", complex("nan"), None, {})
     return Bifurcation(
         kind=kind,
         s=0.5 * (lo + hi),
