@@ -25,6 +25,20 @@ def test_rnn_pre_and_post_equations():
         torch.testing.assert_close(cell.step(p, h, x), expected)
 
 
+def test_rnn_from_weights():
+    W, b = torch.randn(3, 3, dtype=DT), torch.randn(3, dtype=DT)
+    h = torch.randn(2, 3, dtype=DT)
+    cell = RNN.from_weights(W, b)
+    assert cell.n_input == 0 and cell.W.dtype == DT
+    torch.testing.assert_close(cell.step(cell.params(), h, None), torch.tanh(h) @ W.T + b)
+    pre = RNN.from_weights(W, form="pre")
+    torch.testing.assert_close(pre.step(pre.params(), h, None), torch.tanh(h @ W.T))
+    with pytest.raises(ValueError, match="square"):
+        RNN.from_weights(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="b must have shape"):
+        RNN.from_weights(W, torch.zeros(2, dtype=DT))
+
+
 def test_gru_matches_paper_equations_without_bias():
     torch.manual_seed(1)
     N, n_in = 4, 2

@@ -148,8 +148,4 @@ def planar_teacher(
     for i, r in enumerate(readout):
         pts[i, r] = scale
     W = fixed_point_weights(pts, perp="both", perp_gain=perp_gain, generator=generator)
-    teacher = RNN(n, 0, form="post", dtype=dtype)
-    with torch.no_grad():
-        teacher.W.copy_(W.to(dtype))
-        teacher.b.zero_()
-    return teacher
+    return RNN.from_weights(W.to(dtype), form="post")

@@ -93,6 +93,22 @@ class RNN(Cell):
             self.offset_scale = 1.0 if leak is None else leak
         self.reset_parameters(gain=gain, generator=generator)
 
+    @classmethod
+    def from_weights(
+        cls, W: torch.Tensor, b: torch.Tensor | None = None, *, form: str = "post"
+    ) -> RNN:
+        """An autonomous RNN (no input) with recurrent weights ``W`` (N, N) and bias ``b``
+        (zeros when ``None``), in the dtype and on the device of ``W``."""
+        if W.ndim != 2 or W.shape[0] != W.shape[1]:
+            raise ValueError(f"W must be a square (N, N) matrix, got shape {tuple(W.shape)}")
+        if b is not None and b.shape != W.shape[:1]:
+            raise ValueError(f"b must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+        cell = cls(W.shape[0], 0, form=form, dtype=W.dtype, device=W.device)
+        with torch.no_grad():
+            cell.W.copy_(W)
+            cell.b.copy_(torch.zeros_like(W[0]) if b is None else b)
+        return cell
+
     def reset_parameters(self, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
         """Xavier-normal weights times ``gain`` and zero bias."""
         init_parameters_(self, self.n_state, gain=gain, generator=generator)
