@@ -94,6 +94,11 @@ class Operator(ABC):
         return math.prod(self.shape_out)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """``(size_out, size_in)``: the matrix shape on flattened vectors (scipy, curvlinops)."""
+        return (self.size_out, self.size_in)
+
+    @property
     def is_square(self) -> bool:
         """True when domain and codomain are the same tensor space."""
         return self.shape_in == self.shape_out
@@ -166,6 +171,11 @@ class Operator(ABC):
         if isinstance(other, torch.Tensor):
             if tuple(other.shape) == self.shape_in:
                 return self.matvec(other)
+            if len(self.shape_in) > 1 and other.ndim in (1, 2) and other.shape[0] == self.size_in:
+                # flattened vectors (n,) or columns (n, k), as scipy and curvlinops pass them
+                cols = other.reshape(self.size_in, -1).T.reshape(-1, *self.shape_in)
+                out = self.matmat(cols).reshape(cols.shape[0], self.size_out).T
+                return out.reshape(self.size_out) if other.ndim == 1 else out
             return self.matmat(other)
         return NotImplemented
 
@@ -213,8 +223,14 @@ class Operator(ABC):
         return Reshaped(self, shape_in, shape_out)
 
     def gram(self) -> Operator:
-        """``A A^*`` on the codomain (for a Jacobian ``J``, the NTK ``J J^*``)."""
-        return self @ self.T
+        """``A A^*`` on the codomain (for a Jacobian ``J``, the NTK ``J J^*``).
+
+        A :class:`~sntkit.operators.gram.Gram`, so spectra are computed on the smaller of
+        ``A A^*`` and ``A^* A`` (:mod:`sntkit.linalg.gram_side`).
+        """
+        from sntkit.operators.gram import Gram
+
+        return Gram(self)
 
     def partial_trace(
         self,
