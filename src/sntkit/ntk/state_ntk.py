@@ -327,6 +327,8 @@ def state_ntk(
     dtype = dtype or _default_dtype(h0, inputs, cell)
     batch = inputs.shape[0] if isinstance(inputs, torch.Tensor) and inputs.ndim == 3 else None
     h0 = initial_state(cell, h0, batch, dtype, _default_device(h0, inputs, cell))
+    if isinstance(h0, torch.Tensor) and h0.ndim == 2 and h0.shape[0] == 0:
+        raise ValueError("h0 has an empty batch (B = 0); pass at least one initial state")
     if convert:
         h0 = h0.to(dtype) if isinstance(h0, torch.Tensor) else h0
         inputs = None if inputs is None else inputs.to(dtype)

@@ -169,10 +169,12 @@ class Operator(ABC):
 
             return Composition(self, other)
         if isinstance(other, torch.Tensor):
+            # ``A @ x``: x of shape shape_in -> A x; a flat vector (size_in,) -> flat A x; a
+            # matrix (size_in, k) of columns -> (size_out, k), as scipy and curvlinops pass
+            # them; otherwise a probe block (k, *shape_in) -> (k, *shape_out) (see matmat)
             if tuple(other.shape) == self.shape_in:
                 return self.matvec(other)
-            if len(self.shape_in) > 1 and other.ndim in (1, 2) and other.shape[0] == self.size_in:
-                # flattened vectors (n,) or columns (n, k), as scipy and curvlinops pass them
+            if other.ndim in (1, 2) and other.shape[0] == self.size_in:
                 cols = other.reshape(self.size_in, -1).T.reshape(-1, *self.shape_in)
                 out = self.matmat(cols).reshape(cols.shape[0], self.size_out).T
                 return out.reshape(self.size_out) if other.ndim == 1 else out
