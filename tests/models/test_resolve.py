@@ -48,7 +48,7 @@ def test_several_recurrent_modules_need_a_name():
         resolve_model(net, recurrent="c")
     with pytest.raises(TypeError, match="recurrent must be a submodule name"):
         resolve_model(net, recurrent=1)
-    with pytest.raises(TypeError, match="contains no recurrent submodule.*FunctionalCell"):
+    with pytest.raises(TypeError, match=r"contains no recurrent submodule.*FunctionalCell"):
         resolve_model(nn.Linear(2, 2))
     with pytest.raises(TypeError, match="not a supported recurrent module"):
         resolve_model("gru")
@@ -105,5 +105,5 @@ def test_bad_steps_batch_and_length_are_named():
         state_ntk(auto, torch.zeros(0, 3, dtype=DT), steps=2)
     with pytest.raises(ValueError, match=r"no time steps \(T = 0\)"):
         state_ntk(cell, h0, torch.zeros(2, 0, 2, dtype=DT))
-    with pytest.raises(ValueError, match="h0=None .* needs the batch size"):
+    with pytest.raises(ValueError, match=r"h0=None .* needs the batch size"):
         state_ntk(auto, None, steps=3)

@@ -134,7 +134,7 @@ def test_no_readout_and_bad_readouts_raise():
     ntk = state_ntk(cell, inputs=_inputs())
     with pytest.raises(ValueError, match="no readout: pass readout="):
         ntk.output  # noqa: B018
-    with pytest.raises(TypeError, match="readout must be an nn.Module"):
+    with pytest.raises(TypeError, match=r"readout must be an nn\.Module"):
         state_ntk(cell, inputs=_inputs(), readout=3).output  # noqa: B018
     with pytest.raises(ValueError, match="readout must be 'auto'"):
         state_ntk(cell, inputs=_inputs(), readout="fc")
