@@ -7,34 +7,39 @@ The two ways to apply ``P`` (:mod:`sntkit.ntk.propagator`) trade set-up for per-
 * ``"matrix_free"`` pays nothing up front and each step is a JVP/VJP of the cell's step, whose
   fixed cost (vmap, autograd bookkeeping) dominates for small ``B·N``.
 
-Rule (measured on the model itself, on one time slice, best of three): with ``T`` steps,
-``s`` the time to form one slice of Jacobians, ``m`` the time of one forward-plus-adjoint JVP/VJP
-step and ``g`` that of two GEMM steps on a block of ``k = 16`` probes,
+Rule (measured on the model itself with the real kernels, on its first ``S = min(T, 4)``
+steps, best of three): with ``s`` the time to build the structured kernel on those steps
+(scaled by ``T/S``), and ``g``, ``m`` the times of one pass of ``P`` then ``P^*`` on a block of
+``k = 16`` probes on the structured and matrix-free kernels (scaled by ``(T−1)/(S−1)``),
 choose ``"structured"`` iff the Jacobians fit in a quarter of the probe memory budget and ::
 
-    T·s + n·T·g < n·T·m        with n = EXPECTED_PASSES = 40
+    s + n·g < c·n·m        with n = EXPECTED_PASSES = 6, c = MARGIN = 0.75
 
-i.e. the set-up pays for itself within ``n`` passes of ``P`` and ``P^*`` — about what a top-10
-``eigsh`` uses. Both paths give the same operators (up to rounding); only speed differs. The
-decision depends on the cell, the shapes, dtype and device, not on parameter values, so it is
+i.e. the set-up pays for itself within ``n`` passes of ``P`` and ``P^*`` — about what a top-5
+to top-10 ``eigsh`` uses (5 block iterations for the paper-000 RNN at ``tol=1e-4``) — by a
+margin of 25 %: below that the extrapolation from ``S`` steps is within its noise and the
+matrix-free path's smaller memory (no ``B·T·N²`` Jacobians) decides. Both
+paths give the same operators (up to rounding); only speed differs. The decision depends on the cell, the shapes, dtype and device, not on parameter values, so it is
 cached per (cell, shape, dtype, device). benchmarks/gram_bench.py records it against the
 measured cost of a top-5 ``eigsh`` on both paths.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
 import torch
-from torch.func import jvp, vjp, vmap
 
 from sntkit.models.cell import Cell, Params
-from sntkit.ntk.propagator import step_jacobians
+from sntkit.ntk.propagator import PropagatorKernel
 from sntkit.ntk.trajectory import Trajectory
 
-EXPECTED_PASSES = 40
+EXPECTED_PASSES = 6
+MARGIN = 0.75
 PROBE_BLOCK = 16
+MEASURED_STEPS = 4
 _CACHE: dict[tuple, str] = {}
 
 
@@ -56,31 +61,24 @@ def choose_path(cell: Cell, params: Params, traj: Trajectory, memory_budget: int
 
 def _structured_pays(cell: Cell, params: Params, traj: Trajectory) -> bool:
     B, T, N = traj.shape
-    t = T // 2
-    h = traj.prev[:, t].clone()
-    x = None if traj.inputs is None else traj.inputs[:, t].clone()
-    x_slice = None if traj.inputs is None else traj.inputs[:, t : t + 1]
-    probes = torch.randn(B, PROBE_BLOCK, N, dtype=h.dtype, device=h.device)
+    S = min(T, MEASURED_STEPS)
+    prev = traj.prev[:, :S]
+    inputs = None if traj.inputs is None else traj.inputs[:, :S]
+    Y = torch.randn(S, B, PROBE_BLOCK, N, dtype=prev.dtype, device=prev.device)
 
-    def step(v: torch.Tensor) -> torch.Tensor:
-        return cell.step(params, v, x)
+    def build(path: str) -> PropagatorKernel:
+        return PropagatorKernel(cell, params, prev, inputs, path)
 
-    pullback = vjp(step, h)[1]
+    kernels = {path: build(path) for path in ("structured", "matrix_free")}
 
-    def matrix_free() -> None:
-        vmap(lambda v: jvp(step, (h,), (v,))[1], in_dims=1, out_dims=1)(probes)
-        vmap(lambda u: pullback(u)[0], in_dims=1, out_dims=1)(probes)
+    def one_pass(kernel: PropagatorKernel) -> None:
+        kernel.adjoint_(kernel.forward_(Y.clone()))
 
-    A = step_jacobians(cell, params, traj.prev[:, t : t + 1], x_slice)[0]
-
-    def structured() -> None:
-        torch.baddbmm(probes, probes, A.transpose(1, 2))
-        torch.baddbmm(probes, probes, A)
-
-    s = _best(lambda: step_jacobians(cell, params, traj.prev[:, t : t + 1], x_slice))
-    m, g = _best(matrix_free), _best(structured)
+    one_pass(kernels["matrix_free"])  # its pullbacks are built on first use: set-up, not pass
+    setup = _best(lambda: build("structured"), repeats=2) * T / S
+    g, m = (_best(functools.partial(one_pass, kernels[p])) * (T - 1) / (S - 1) for p in kernels)
     n = EXPECTED_PASSES
-    return T * s + n * T * g < n * T * m
+    return setup + n * g < MARGIN * n * m
 
 
 def _best(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -88,5 +86,7 @@ def _best(fn: Callable[[], object], repeats: int = 3) -> float:
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        if torch.cuda.is_available():  # kernels are asynchronous on the GPU
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
