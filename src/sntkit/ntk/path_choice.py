@@ -18,9 +18,10 @@ choose ``"structured"`` iff the Jacobians fit in a quarter of the probe memory b
 i.e. the set-up pays for itself within ``n`` passes of ``P`` and ``P^*`` — about what a top-5
 to top-10 ``eigsh`` uses (5 block iterations for the paper-000 RNN at ``tol=1e-4``) — by a
 margin of 25 %: below that the extrapolation from ``S`` steps is within its noise and the
-matrix-free path's smaller memory (no ``B·T·N²`` Jacobians) decides. Both
-paths give the same operators (up to rounding); only speed differs. The decision depends on the cell, the shapes, dtype and device, not on parameter values, so it is
-cached per (cell, shape, dtype, device). benchmarks/gram_bench.py records it against the
+matrix-free path's smaller memory (no ``B·T·N²`` Jacobians) decides. Both paths give the
+same operators (up to rounding); only speed differs. The decision depends on the cell, the
+shapes, dtype and device, not on parameter values, so it is cached per (cell, shape, dtype,
+device). benchmarks/gram_bench.py records it against the
 measured cost of a top-5 ``eigsh`` on both paths.
 """
 
