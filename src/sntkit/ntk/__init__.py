@@ -6,6 +6,7 @@ Entry point: :func:`state_ntk`. See :class:`StateNTK` for the operators it expos
 
 from sntkit.models.resolve import resolve_model
 from sntkit.ntk.core import WeightSites
+from sntkit.ntk.dataset import DatasetFisher, ntk_over
 from sntkit.ntk.feedforward import FeedforwardNTK, feedforward_ntk
 from sntkit.ntk.output import OutputNTK
 from sntkit.ntk.parameters import ParameterSpace
@@ -13,6 +14,7 @@ from sntkit.ntk.state_ntk import StateNTK, state_ntk
 from sntkit.ntk.trajectory import Trajectory
 
 __all__ = [
+    "DatasetFisher",
     "FeedforwardNTK",
     "OutputNTK",
     "ParameterSpace",
@@ -20,6 +22,7 @@ __all__ = [
     "Trajectory",
     "WeightSites",
     "feedforward_ntk",
+    "ntk_over",
     "resolve_model",
     "state_ntk",
 ]
