@@ -60,6 +60,18 @@ def test_memory_budget_short_trajectories_and_cache(monkeypatch):
     assert path_choice.choose_path(cell, params, traj, 4 * jac_bytes) == "structured"  # cached
 
 
+def test_auto_decision_is_cached_per_user_module(monkeypatch):
+    gru = torch.nn.GRU(2, 4, batch_first=True).to(DT)
+    x = torch.randn(3, 5, 2, dtype=DT)
+    first = state_ntk(gru, inputs=x).path
+
+    def no_measuring(fn, repeats=3):
+        pytest.fail("re-measured for the same module and shapes")
+
+    monkeypatch.setattr(path_choice, "_best", no_measuring)
+    assert state_ntk(gru, inputs=x).path == first  # a new adapter, the same module
+
+
 def test_auto_gives_the_same_operators():
     cell, _, traj = _setup()
     h0 = torch.zeros(3, 4, dtype=DT)

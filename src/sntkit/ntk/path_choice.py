@@ -44,11 +44,18 @@ MEASURED_STEPS = 4
 _CACHE: dict[tuple, str] = {}
 
 
-def choose_path(cell: Cell, params: Params, traj: Trajectory, memory_budget: int) -> str:
-    """``"structured"`` or ``"matrix_free"`` by the rule of the module docstring."""
+def choose_path(
+    cell: Cell, params: Params, traj: Trajectory, memory_budget: int, owner: object = None
+) -> str:
+    """``"structured"`` or ``"matrix_free"`` by the rule of the module docstring.
+
+    ``owner`` keys the cache (default ``cell``): the user's module, whose adapter is rebuilt
+    at every call.
+    """
     B, T, N = traj.shape
     dtype, device = traj.states.dtype, traj.states.device
-    key = (id(cell), type(cell).__name__, (B, T, N), dtype, str(device))
+    owner = cell if owner is None else owner
+    key = (id(owner), type(owner).__name__, (B, T, N), dtype, str(device))
     if key in _CACHE:
         return _CACHE[key]
     jac_bytes = B * T * N * N * traj.states.element_size()

@@ -343,7 +343,7 @@ def state_ntk(
     space = ParameterSpace(params, cell_trainable)
     traj = unroll(cell, params, h0, inputs, steps)
     if path == "auto":
-        path = choose_path(cell, params, traj, PROBE_MEMORY_BUDGET)
+        path = choose_path(cell, params, traj, PROBE_MEMORY_BUDGET, resolved.recurrent)
     elif path not in ("structured", "matrix_free", "unrolled"):
         raise ValueError(
             f"path must be 'auto', 'structured', 'matrix_free' or 'unrolled', got {path!r}"
