@@ -136,10 +136,10 @@ def feedforward_ntk(
 
     ``model``: an ``AttentionMLP``, a ``torch.nn.MultiheadAttention`` (self-attention) or
     ``torch.nn.TransformerEncoderLayer`` (adapted by :mod:`sntkit.models.torch_transformer`,
-    dropout off), or a model with ``state_lifted``. ``inputs`` is ``(B, T, n_in)`` (batch first,
-    whatever the module's ``batch_first``); ``trainable`` selects parameters as for :func:`state_ntk`;
-    ``dtype`` (default ``inputs.dtype``) is the compute dtype of the detached parameter copies.
-    The model is never modified.
+    dropout off), or a model with ``state_lifted``. ``inputs`` is ``(B, T, n_in)`` (batch
+    first, whatever the module's ``batch_first``); ``trainable`` selects parameters as for
+    :func:`state_ntk`; ``dtype`` (default ``inputs.dtype``) is the compute dtype of the
+    detached parameter copies. The model is never modified.
     """
     model = as_feedforward(model)
     if not hasattr(model, "state_lifted"):
