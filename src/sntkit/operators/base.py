@@ -169,11 +169,13 @@ class Operator(ABC):
 
             return Composition(self, other)
         if isinstance(other, torch.Tensor):
-            # ``A @ x``: x of shape shape_in -> A x; a flat vector (size_in,) -> flat A x; a
-            # matrix (size_in, k) of columns -> (size_out, k), as scipy and curvlinops pass
-            # them; otherwise a probe block (k, *shape_in) -> (k, *shape_out) (see matmat)
+            # ``A @ x``: x of shape shape_in -> A x; a probe block (k, *shape_in) -> (k,
+            # *shape_out) (see matmat); else a flat vector (size_in,) -> flat A x, or a matrix
+            # (size_in, k) of columns -> (size_out, k), as scipy and curvlinops pass them
             if tuple(other.shape) == self.shape_in:
                 return self.matvec(other)
+            if tuple(other.shape[1:]) == self.shape_in:
+                return self.matmat(other)
             if other.ndim in (1, 2) and other.shape[0] == self.size_in:
                 cols = other.reshape(self.size_in, -1).T.reshape(-1, *self.shape_in)
                 out = self.matmat(cols).reshape(cols.shape[0], self.size_out).T
