@@ -81,13 +81,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for key in ("temporal rank", "spatial rank", "target alignment"):
         print(f"{key:>17}: before {before[key]}, after {after[key]}")
     print(f"loss: {losses[0]:.3f} -> {losses[-1]:.4f}")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
     for label, res in (("before", before), ("after", after)):
         a.semilogy(range(1, 11), res["spectrum"].detach(), "o-", label=f"{label} training")
     a.set(xlabel="index", ylabel="eigenvalue", title="output NTK, top 10")
     a.legend()
     b.semilogy(losses)
     b.set(xlabel="Adam step", ylabel="MSE", title="training")
+    keys = ("temporal rank", "spatial rank", "target alignment")
+    for i, (label, res) in enumerate((("before", before), ("after", after))):
+        est = [res[k] for k in keys]  # type: ignore[index]
+        c.bar([j + 0.4 * i for j in range(3)], [e.value for e in est], 0.4, label=label,
+              yerr=[e.stderr for e in est], log=True)  # fmt: skip
+    c.set_xticks([0.2, 1.2, 2.2], ["temporal rank", "spatial rank", "alignment"])
+    c.set(title="effective ranks, kernel–target alignment")
+    c.legend()
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"figure: {args.out}")
