@@ -78,7 +78,9 @@ def eigsh(
     Parameters
     ----------
     op:
-        Symmetric (self-adjoint) square operator on ``R^{shape_in}``, any tensor shape.
+        Symmetric (self-adjoint) square operator on ``R^{shape_in}``, any tensor shape. A
+        :class:`~sntkit.operators.Gram` ``J J^*`` runs on its smaller side and maps the
+        eigenvectors back (:mod:`sntkit.linalg.gram_side`).
     k:
         Number of eigenpairs, ``1 <= k <= op.size_in``.
     block_size:
