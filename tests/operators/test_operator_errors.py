@@ -97,9 +97,9 @@ def test_combination_errors():
     with pytest.raises(
         ValueError, match=r"composition: operators live on different devices \(meta vs cpu\)"
     ):
-        meta_op() @ Identity((2, 3), dtype=DT)
+        meta_op() @ Identity((2, 3), dtype=DT, device="cpu")
     with pytest.raises(ValueError, match=r"kron: operators live on different devices"):
-        Kronecker(Identity(2, dtype=DT), meta_op())
+        Kronecker(Identity(2, dtype=DT, device="cpu"), meta_op())
     with pytest.raises(ValueError, match=r"kron: operators have different dtypes"):
         A.kron(Identity(2, dtype=torch.float32))
     with pytest.raises(ValueError, match=r"reshape: .*hold 5 -> 4"):

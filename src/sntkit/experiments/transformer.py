@@ -10,6 +10,9 @@ spatial view (units) of ``NTK_S`` with the matrix-free two-probe estimator
 with an error bar. With ``save_modes`` it also stores the dominant temporal modes
 (eigenvectors of the temporal view, each an ``n_x × nt`` array, scaled by √eigenvalue).
 
+``block="torch_encoder"`` runs the same measurements on ``torch.nn.TransformerEncoderLayer``
+(through :mod:`sntkit.models.torch_transformer`) instead of ``AttentionMLP``.
+
 ``transformer`` runs the panels through the Dask sweep runner: temporal rank vs input dimension
 for ``n_x ∈ {5, 10, 15}`` (Fig. 6B), dominant temporal modes for ``n_in = 1`` and the largest
 ``n_in`` (Fig. 6C), the Fourier-feature sweep (Fig. 6D), heads (Fig. 10) and input dimension ×
@@ -38,10 +41,12 @@ POINT_SCALES = {
     "quick": {
         "n_in": 5, "n_x": 10, "steps_T": 30, "n_attn": 32, "n_mlp": 64, "heads": 1,
         "fourier": 0, "save_modes": False, "overall_matvecs": 48, "view_samples": 48,
+        "block": "attention_mlp",
     },
     "paper": {
         "n_in": 5, "n_x": 10, "steps_T": 50, "n_attn": 64, "n_mlp": 128, "heads": 1,
         "fourier": 0, "save_modes": False, "overall_matvecs": 96, "view_samples": 96,
+        "block": "attention_mlp",
     },
 }  # fmt: skip
 
@@ -60,15 +65,7 @@ def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
         x = fourier_features(signal, config["fourier"])
     else:
         x = torch.randn(B, T, config["n_in"], generator=g, dtype=torch.float64)
-    model = AttentionMLP(
-        x.shape[-1],
-        n_attn=config["n_attn"],
-        n_mlp=config["n_mlp"],
-        heads=config["heads"],
-        generator=g,
-        dtype=torch.float64,
-    )
-    ntk = feedforward_ntk(model, x)
+    ntk = feedforward_ntk(*_block(config, x, g))
     # forming the exact temporal view costs O((BT)² N P); the two-probe estimator is cheap
     samples, seed = config["view_samples"], config["seed"]
     temporal = ntk.view_participation(("batch", "time"), num_samples=samples, seed=seed)
@@ -93,6 +90,44 @@ def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "state_units": ntk.state_shape[-1],
     }
     return run.finish(summary)
+
+
+BLOCKS = ("attention_mlp", "torch_encoder")
+
+
+def _block(config: dict[str, Any], x: torch.Tensor, g: torch.Generator) -> tuple[Any, torch.Tensor]:
+    """The analysed block and its inputs.
+
+    ``block="attention_mlp"``: sntkit's :class:`AttentionMLP`. ``block="torch_encoder"``: a
+    ``torch.nn.TransformerEncoderLayer`` (``d_model = n_attn``, ``nhead = heads``,
+    ``dim_feedforward = n_mlp``, torch's initialization seeded from the run's seed, analysed
+    without dropout), fed the inputs through a fixed random embedding ``N(0, 1/n_in)`` of shape
+    ``(n_attn, n_in)`` — its rank ``n_in`` keeps the input bottleneck of Fig. 6.
+    """
+    if config["block"] not in BLOCKS:
+        raise ValueError(f"block must be one of {BLOCKS}, got {config['block']!r}")
+    if config["block"] == "attention_mlp":
+        model = AttentionMLP(
+            x.shape[-1],
+            n_attn=config["n_attn"],
+            n_mlp=config["n_mlp"],
+            heads=config["heads"],
+            generator=g,
+            dtype=torch.float64,
+        )
+        return model, x
+    embed = torch.randn(config["n_attn"], x.shape[-1], generator=g, dtype=torch.float64)
+    with torch.random.fork_rng():
+        torch.manual_seed(config["seed"])
+        layer = torch.nn.TransformerEncoderLayer(
+            config["n_attn"],
+            config["heads"],
+            dim_feedforward=config["n_mlp"],
+            dropout=0.0,
+            batch_first=True,
+            dtype=torch.float64,
+        )
+    return layer, x @ embed.T / x.shape[-1] ** 0.5
 
 
 SCALES = {

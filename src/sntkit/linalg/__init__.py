@@ -8,6 +8,10 @@ device and dtype, so a seed gives the same result on every device.
 * :func:`frobenius_norm`, :func:`cosine_similarity`, :func:`compare` — Frobenius geometry.
 * :func:`effective_rank` (participation, stable, entropy), :func:`variance_rank`.
 * :func:`eigsh`, :func:`svds`, :func:`spectral_norm` — block Krylov eigensolver.
+
+Applied to a Gram operator ``J J^*`` (an NTK), ``eigsh``, ``svds``, ``trace``,
+``frobenius_norm``, ``cosine_similarity`` and ``effective_rank`` work on the smaller of
+``J J^*`` and ``J^* J`` (:mod:`sntkit.linalg.gram_side`).
 """
 
 from sntkit.linalg.eigen import EigshInfo, eigsh, spectral_norm, svds

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sntkit.linalg import gram_side
 from sntkit.linalg._checks import positive_int, require_operator, require_square, require_symmetric
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, gaussian, make_generator
@@ -59,6 +60,7 @@ class EigshInfo:
     converged: bool
 
 
+@gram_side.eigenpairs_on_cheap_side
 def eigsh(
     op: Operator,
     k: int = 6,
@@ -76,7 +78,9 @@ def eigsh(
     Parameters
     ----------
     op:
-        Symmetric (self-adjoint) square operator on ``R^{shape_in}``, any tensor shape.
+        Symmetric (self-adjoint) square operator on ``R^{shape_in}``, any tensor shape. A
+        :class:`~sntkit.operators.Gram` ``J J^*`` runs on its smaller side and maps the
+        eigenvectors back (:mod:`sntkit.linalg.gram_side`).
     k:
         Number of eigenpairs, ``1 <= k <= op.size_in``.
     block_size:
@@ -177,6 +181,8 @@ def svds(
     """
     where = "svds"
     require_operator(op, "op", where)
+    if isinstance(op, gram_side.Gram):  # symmetric PSD: the triplets are eigenpairs
+        return gram_side.gram_svds(eigsh, op, k, return_info, kwargs)
     positive_int(k, "k", where)
     if k > min(op.size_in, op.size_out):
         raise ValueError(

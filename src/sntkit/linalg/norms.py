@@ -34,6 +34,7 @@ from sntkit.linalg._checks import (
     require_same_space,
 )
 from sntkit.linalg.estimate import Estimate, jackknife
+from sntkit.linalg.gram_side import gram_cosine, on_cheap_side, uses_gram_cosine
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import basis_blocks, flat, make_generator, rademacher
 from sntkit.operators.base import Operator
@@ -42,6 +43,7 @@ METHODS = ("hutch++", "hutchinson", "exact")
 Stat = Callable[[torch.Tensor], torch.Tensor]
 
 
+@on_cheap_side
 def frobenius_norm(
     op: Operator,
     method: str = "hutch++",
@@ -76,8 +78,14 @@ def cosine_similarity(
 
     E.g. ``cos(NTK_S, V V^T ⊗ I)`` (paper 004, Fig. 3B). All three inner products come from
     the same probes, so their errors are correlated and partly cancel in the ratio; the
-    standard error is the jackknife over those probes.
+    standard error is the jackknife over those probes. Two Gram operators ``J_i J_i^*`` with
+    smaller factor domains are compared on those (:func:`sntkit.linalg.gram_side.gram_cosine`).
     """
+    if uses_gram_cosine(op1, op2):
+        kw = {"method": method, "num_matvecs": num_matvecs, "chunk_size": chunk_size}
+        if generator is not None:
+            kw["generator"] = generator
+        return gram_cosine(frobenius_norm, op1, op2, seed=seed, **kw)  # type: ignore[arg-type]
     return _estimate(
         "cosine_similarity",
         op1,

@@ -41,6 +41,7 @@ from sntkit.linalg._checks import (
 )
 from sntkit.linalg.eigen import eigsh
 from sntkit.linalg.estimate import Estimate, jackknife
+from sntkit.linalg.gram_side import on_cheap_side
 from sntkit.linalg.lanczos import lanczos_quadrature
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, make_generator, rademacher
@@ -51,6 +52,7 @@ KINDS = ("participation", "stable", "entropy")
 METHODS = ("auto", "randomized", "exact")
 
 
+@on_cheap_side
 def effective_rank(
     op: Operator,
     kind: str = "participation",

@@ -38,6 +38,7 @@ import torch
 
 from sntkit.linalg._checks import choice, finite, positive_int, require_square
 from sntkit.linalg.estimate import Estimate
+from sntkit.linalg.gram_side import on_cheap_side
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import basis_blocks, flat, make_generator, rademacher
 from sntkit.linalg.xtrace import XTrace
@@ -59,6 +60,7 @@ class TraceState(Protocol):
         """``(value, stderr)`` from every probe so far."""
 
 
+@on_cheap_side
 def trace(
     op: Operator,
     method: str = "hutch++",

@@ -8,6 +8,7 @@ from sntkit.models.cell import Cell, detached_params, rollout
 from sntkit.models.functional import FunctionalCell
 from sntkit.models.gru import GRU
 from sntkit.models.lstm import LSTM
+from sntkit.models.resolve import ResolvedModel, resolve_model
 from sntkit.models.rnn import RNN
 from sntkit.models.sites import SiteUse
 from sntkit.models.torch_adapter import TorchRecurrent, as_cell
@@ -20,9 +21,11 @@ __all__ = [
     "AttentionMLP",
     "Cell",
     "FunctionalCell",
+    "ResolvedModel",
     "SiteUse",
     "TorchRecurrent",
     "as_cell",
     "detached_params",
+    "resolve_model",
     "rollout",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from sntkit.models.torch_transformer import as_feedforward
 from sntkit.ntk import core as _core
 from sntkit.ntk.parameters import ParameterSpace, Trainable
 from sntkit.ntk.views import STATE_AXES, GlobalStateViews
@@ -133,14 +134,19 @@ def feedforward_ntk(
 ) -> FeedforwardNTK:
     """Global-state NTK of a feedforward weight-based model (e.g. ``AttentionMLP``) on ``inputs``.
 
-    ``inputs`` is ``(B, T, n_in)``; ``trainable`` selects parameters as for :func:`state_ntk`;
-    ``dtype`` (default ``inputs.dtype``) is the compute dtype of the detached parameter copies.
-    The model is never modified.
+    ``model``: an ``AttentionMLP``, a ``torch.nn.MultiheadAttention`` (self-attention) or
+    ``torch.nn.TransformerEncoderLayer`` (adapted by :mod:`sntkit.models.torch_transformer`,
+    dropout off), or a model with ``state_lifted``. ``inputs`` is ``(B, T, n_in)`` (batch
+    first, whatever the module's ``batch_first``); ``trainable`` selects parameters as for
+    :func:`state_ntk`; ``dtype`` (default ``inputs.dtype``) is the compute dtype of the
+    detached parameter copies. The model is never modified.
     """
+    model = as_feedforward(model)
     if not hasattr(model, "state_lifted"):
         raise TypeError(
             f"{type(model).__name__} has no state_lifted(params, x, offsets); feedforward_ntk "
-            "supports sntkit.models.AttentionMLP and models written in that form"
+            "supports sntkit.models.AttentionMLP, torch.nn.MultiheadAttention, "
+            "torch.nn.TransformerEncoderLayer and models written in that form"
         )
     check_tensor(inputs, name="inputs", where="feedforward_ntk")
     if inputs.ndim != 3:

@@ -65,7 +65,7 @@ class ParameterSpace:
             )
         parts = vector.split([self.numels[n] for n in self.names], dim=-1)
         return {
-            n: p.reshape(*vector.shape[:-1], *self.shapes[n])
+            n: p.reshape(vector.shape[:-1] + self.shapes[n])
             for n, p in zip(self.names, parts, strict=True)
         }
 

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Callable
 
 import torch
 
 from sntkit.models.cell import Cell, detached_params, rollout
-from sntkit.models.torch_adapter import as_cell
+from sntkit.models.resolve import initial_state, resolve_model
 from sntkit.ntk import core as _core
 from sntkit.ntk.linearization import CellLinearization
+from sntkit.ntk.output import OutputNTK, Readout, ReadoutSpec, feature_slice
 from sntkit.ntk.parameters import ParameterSpace, Trainable
+from sntkit.ntk.path_choice import choose_path
 from sntkit.ntk.trajectory import Trajectory, unroll
 from sntkit.ntk.views import STATE_AXES, GlobalStateViews
-from sntkit.operators import FunctionOperator, Jacobian, Operator
+from sntkit.operators import FunctionOperator, Gram, Jacobian, Operator
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -46,6 +49,11 @@ class StateNTK(GlobalStateViews):
     Build it with :func:`state_ntk`. Operators act on states ``(B, T, N)`` (axis names
     ``("batch", "time", "unit")``) and on flattened trained parameters ``(P,)``.
     """
+
+    #: qualified name of the recurrent module in the user's model + "." ("" for a bare cell)
+    param_prefix: str = ""
+    #: the readout that defines :attr:`output` (None: no output NTK)
+    readout: Readout | None = None
 
     def __init__(
         self,
@@ -167,25 +175,40 @@ class StateNTK(GlobalStateViews):
         )
 
     @functools.cached_property
-    def operator(self) -> Operator:
-        """``NTK_S = J J^* = P K P^*`` on ``(B, T, N)``."""
+    def operator(self) -> Gram:
+        """``NTK_S = J J^* = P K P^*`` on ``(B, T, N)``.
+
+        A :class:`~sntkit.operators.Gram` of ``J``: ``eigsh``, ``svds``, ``trace``,
+        ``effective_rank``, ``frobenius_norm`` and ``cosine_similarity`` run on the smaller of
+        ``NTK_S`` and the Fisher automatically (:mod:`sntkit.linalg.gram_side`).
+        """
         if self.path == "unrolled":
-            return self.jacobian.gram()
-        S = self.state_shape
-        return self._op(self.linearization.ntk, None, S, S, "NTK_S")
+            return Gram(self.jacobian)
+        S, P = self.state_shape, (self.num_params,)
+        ntk = self._op(self.linearization.ntk, None, S, S, "NTK_S")
+        fisher = self._op(self.linearization.fisher, None, P, P, "Fisher")
+        return Gram(self.jacobian, direct=ntk, dual_direct=fisher)
 
     @functools.cached_property
-    def fisher(self) -> Operator:
+    def fisher(self) -> Gram:
         """The state-space Fisher ``F = J^* J`` on ``(P,)`` (same nonzero spectrum as NTK_S)."""
-        if self.path == "unrolled":
-            return self.jacobian.T @ self.jacobian
-        P = (self.num_params,)
-        return self._op(self.linearization.fisher, None, P, P, "Fisher")
+        return self.operator.dual
 
     @property
     def spectral_operator(self) -> Operator:
         """Whichever of ``NTK_S`` and ``F`` acts on the smaller space (same nonzero spectrum)."""
         return self.fisher if self.num_params <= math.prod(self.state_shape) else self.operator
+
+    @functools.cached_property
+    def output(self) -> OutputNTK:
+        """The NTK on the model's outputs through its readout (:mod:`sntkit.ntk.output`)."""
+        if self.readout is None:
+            raise ValueError(
+                "this NTK has no readout: pass readout=nn.Linear(...), a module or a function of "
+                "the states to state_ntk (a wrapper module's own readout is found with "
+                "readout='auto' when it is its only other child with parameters)"
+            )
+        return OutputNTK(self, self.readout)
 
     # ------------------------------------------------------------------ Kronecker core
     @functools.cached_property
@@ -245,11 +268,13 @@ class StateNTK(GlobalStateViews):
 
 def state_ntk(
     model: Cell | torch.nn.Module,
-    h0: torch.Tensor,
+    h0: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     inputs: torch.Tensor | None = None,
     steps: int | None = None,
     trainable: Trainable = None,
     *,
+    recurrent: str | None = None,
+    readout: ReadoutSpec | str | None = "auto",
     path: str = "auto",
     dtype: torch.dtype | None = None,
     max_probes: int | None = None,
@@ -259,46 +284,150 @@ def state_ntk(
     Parameters
     ----------
     model:
-        An sntkit cell (:class:`sntkit.models.RNN`, ``GRU``, ``LSTM``, ``FunctionalCell``) or a
-        ``torch.nn.RNN``/``GRU``/``LSTM`` module (adapted, never modified).
+        An sntkit cell (:class:`sntkit.models.RNN`, ``GRU``, ``LSTM``, ``FunctionalCell``), a
+        ``torch.nn.RNN``/``GRU``/``LSTM`` module (adapted, never modified), or any ``nn.Module``
+        that holds one of those (found by :func:`sntkit.models.resolve_model`).
     h0:
-        Initial states ``(B, N)``.
+        Initial states ``(B, N)``; torch's ``(num_layers, B, hidden)`` (``(h0, c0)`` for an
+        LSTM); or ``None`` for zeros (torch's default; the batch size comes from ``inputs``).
     inputs:
-        ``(B, T, n_in)``, or ``None`` for autonomous models (then give ``steps=T``).
+        ``(B, T, n_in)`` (whatever the module's ``batch_first``), or ``None`` for autonomous
+        models (then give ``steps=T``).
+    steps:
+        Number of steps ``T >= 1`` for autonomous models (an int).
     trainable:
-        Which parameters are trained: ``None`` (all), names, or a predicate on names.
+        Which parameters are trained: ``None`` (all), names, or a predicate on names. Names are
+        those of ``model.named_parameters()`` (for a wrapper, qualified: ``"rnn.weight_hh_l0"``,
+        ``"fc.weight"``; an explicit readout module's are ``"readout.<name>"``).
+    recurrent:
+        Qualified name of the recurrent submodule when a wrapper holds several.
+    readout:
+        The map from states to outputs that defines :attr:`StateNTK.output`: ``"auto"`` (the
+        wrapper's own readout, its only other child with parameters), ``None``, an
+        ``nn.Module`` (its parameters enter the output NTK when trained) or a function of the
+        features ``(B, T, n) -> (B, T, n_out)``. Features are the top layer's hidden state for
+        torch modules and the state for sntkit cells.
     path:
         ``"structured"`` (store per-step Jacobians, fastest for many probes), ``"matrix_free"``
         (nothing of size ``B·T·N²``), ``"unrolled"`` (``J``, ``NTK_S`` and ``F`` by plain
         ``torch.func`` JVP/VJP through the unrolled trajectory: no set-up, cheapest for one or
-        two probes, e.g. inside an optimizer), or ``"auto"`` (matrix-free: the structured path's
-        set-up, ``N`` VJPs of the batched step, pays off only after about a hundred probes).
+        two probes, e.g. inside an optimizer), or ``"auto"`` (structured or matrix-free by the
+        measured rule of :mod:`sntkit.ntk.path_choice`).
     dtype:
         Compute dtype; the detached parameter copies, ``h0`` and ``inputs`` are converted to it.
-        Default: ``h0.dtype``.
+        Default: ``h0.dtype`` (``inputs.dtype`` or the parameters' dtype when ``h0`` is None).
     max_probes:
         Most probes pushed through the kernels in one batched pass; larger probe blocks are
         split. Default: as many as keep the pass under :data:`PROBE_MEMORY_BUDGET` (4 GiB).
     """
-    cell = as_cell(model)
-    if dtype is not None:
-        h0 = h0.to(dtype)
+    resolved = resolve_model(model, recurrent)
+    cell = resolved.cell
+    check_sizes(inputs, steps)
+    convert = dtype is not None
+    dtype = dtype or _default_dtype(h0, inputs, cell)
+    batch = inputs.shape[0] if isinstance(inputs, torch.Tensor) and inputs.ndim == 3 else None
+    h0 = initial_state(cell, h0, batch, dtype, _default_device(h0, inputs, cell))
+    if isinstance(h0, torch.Tensor) and h0.ndim == 2 and h0.shape[0] == 0:
+        raise ValueError("h0 has an empty batch (B = 0); pass at least one initial state")
+    if convert:
+        h0 = h0.to(dtype) if isinstance(h0, torch.Tensor) else h0
         inputs = None if inputs is None else inputs.to(dtype)
-    params = detached_params(cell, dtype=h0.dtype if isinstance(h0, torch.Tensor) else None)
-    space = ParameterSpace(params, trainable)
+    params = detached_params(cell, dtype=dtype)
+    ro_spec = resolved.readout if isinstance(readout, str) and readout == "auto" else readout
+    if isinstance(readout, str) and readout != "auto":
+        raise ValueError(f"readout must be 'auto', None, a module or a function, got {readout!r}")
+    ro_prefix = resolved.readout_prefix if ro_spec is resolved.readout else "readout."
+    cell_trainable, ro_trainable = split_trainable(
+        trainable, resolved.prefix, list(params), ro_prefix, _param_names(ro_spec)
+    )
+    space = ParameterSpace(params, cell_trainable)
     traj = unroll(cell, params, h0, inputs, steps)
     if path == "auto":
-        # measured (benchmarks/RESULTS.md): the structured path's set-up (N VJPs of the batched
-        # step) only pays off after ~100 probes (GRU) or never (post-form RNN), so the
-        # matrix-free recursion is the default; ask for "structured" for long analyses
-        path = "matrix_free"
+        path = choose_path(cell, params, traj, PROBE_MEMORY_BUDGET, resolved.recurrent)
     elif path not in ("structured", "matrix_free", "unrolled"):
         raise ValueError(
             f"path must be 'auto', 'structured', 'matrix_free' or 'unrolled', got {path!r}"
         )
     if max_probes is not None and (not isinstance(max_probes, int) or max_probes < 1):
         raise ValueError(f"max_probes must be a positive int or None, got {max_probes!r}")
-    return StateNTK(cell, space, traj, h0, path, max_probes)
+    ntk = StateNTK(cell, space, traj, h0, path, max_probes)
+    ntk.param_prefix = resolved.prefix
+    if ro_spec is not None:
+        ntk.readout = Readout(ro_spec, feature_slice(cell), ro_prefix, ro_trainable, dtype)
+    return ntk
+
+
+def check_sizes(inputs: torch.Tensor | None, steps: object) -> None:
+    """Reject non-integer ``steps``, empty batches and zero-length inputs, naming the fix."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)):
+        raise TypeError(f"steps must be an int (the number of time steps T), got {steps!r}")
+    if isinstance(inputs, torch.Tensor) and inputs.ndim == 3:
+        if inputs.shape[0] == 0:
+            raise ValueError("inputs has an empty batch (B = 0); pass at least one sequence")
+        if inputs.shape[1] == 0:
+            raise ValueError("inputs has no time steps (T = 0); pass sequences of length T >= 1")
+
+
+def split_trainable(
+    trainable: Trainable,
+    prefix: str,
+    cell_names: list[str],
+    ro_prefix: str,
+    ro_names: list[str],
+) -> tuple[Trainable, list[str] | None]:
+    """Map the user's ``trainable`` (qualified names) to the cell's and the readout's names."""
+    if trainable is None:
+        return None, None
+    if callable(trainable):
+        return (
+            lambda n: bool(trainable(prefix + n)),  # type: ignore[operator]
+            [n for n in ro_names if trainable(ro_prefix + n)],  # type: ignore[operator]
+        )
+    if isinstance(trainable, str):
+        raise TypeError(f"trainable must be a list of names, e.g. [{trainable!r}]")
+    names = list(trainable)
+    cell_q = {prefix + n: n for n in cell_names}
+    ro_q = {ro_prefix + n: n for n in ro_names}
+    unknown = [n for n in names if n not in cell_q and n not in ro_q]
+    if unknown:
+        raise ValueError(
+            f"trainable names {unknown} are not parameters of the model; available: "
+            f"{list(cell_q) + list(ro_q)}"
+        )
+    cell_sel = [cell_q[n] for n in names if n in cell_q]
+    if not cell_sel:
+        raise ValueError(
+            "trainable must include at least one parameter of the recurrent module; available: "
+            f"{list(cell_q)}"
+        )
+    return cell_sel, [ro_q[n] for n in names if n in ro_q]
+
+
+def _param_names(readout: object) -> list[str]:
+    if isinstance(readout, torch.nn.Module):
+        return [n for n, _ in readout.named_parameters()]
+    return []
+
+
+def _first(h0: object) -> object:
+    """``h0``, or the ``h`` of an LSTM's ``(h0, c0)``."""
+    return h0[0] if isinstance(h0, tuple | list) and h0 else h0
+
+
+def _default_dtype(h0: object, inputs: torch.Tensor | None, cell: Cell) -> torch.dtype:
+    for t in (_first(h0), inputs):
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            return t.dtype
+    first = next(cell.parameters(), None)
+    return torch.get_default_dtype() if first is None else first.dtype
+
+
+def _default_device(h0: object, inputs: torch.Tensor | None, cell: Cell) -> torch.device:
+    for t in (_first(h0), inputs):
+        if isinstance(t, torch.Tensor):
+            return t.device
+    first = next(cell.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def _chunked(kernel: Kernel, max_probes: int) -> Kernel:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from sntkit.linalg.estimate import Estimate, jackknife
+from sntkit.linalg.norms import frobenius_norm
 from sntkit.operators import Operator
 from sntkit.operators._checks import check_tensor
 
@@ -197,6 +198,24 @@ class GlobalStateViews:
                 total = total + torch.einsum("btm,btn->mn", V, a).square().sum()
             return total
         raise ValueError(f"method must be 'jacobian' or 'core', got {method!r}")
+
+    def alignment_cosine(
+        self, target: torch.Tensor, *, num_matvecs: int = 64, seed: int = 0
+    ) -> Estimate:
+        """Kernel–target alignment ``cos(NTK, y yᵀ) = ‖J^* y‖² / (‖NTK‖_F ‖y‖²)`` (in [0, 1]).
+
+        ``target`` has the operator's space shape (e.g. the targets ``(B, T, n_out)`` for the
+        output NTK). ``‖J^* y‖²`` is exact; ``‖NTK‖_F`` is a Hutch++ estimate on the cheaper side
+        of the Gram (``num_matvecs`` probes), whose relative error bar is the result's.
+        """
+        y = self._check_state(target, "target")
+        num = float(self.jacobian.rmatvec(y).double().square().sum())
+        fro = frobenius_norm(self.operator, num_matvecs=num_matvecs, seed=seed)
+        scale = float(y.double().square().sum()) * fro.value
+        if scale == 0:
+            raise ValueError("alignment_cosine: the target or the NTK is zero")
+        value = num / scale
+        return Estimate(value, value * fro.stderr / fro.value, fro.num_matvecs + 1)
 
     def target_alignment(
         self, modes: torch.Tensor, *, method: str = "exact", num_samples: int = 64, seed: int = 0

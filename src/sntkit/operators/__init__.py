@@ -14,6 +14,7 @@ from sntkit.operators.dense import Dense
 from sntkit.operators.diagonal import Diagonal
 from sntkit.operators.direct_sum import DirectSum
 from sntkit.operators.function import FunctionOperator
+from sntkit.operators.gram import Gram
 from sntkit.operators.identity import Identity
 from sntkit.operators.jacobian import Jacobian
 from sntkit.operators.kronecker import Kronecker
@@ -28,6 +29,7 @@ __all__ = [
     "Diagonal",
     "DirectSum",
     "FunctionOperator",
+    "Gram",
     "Identity",
     "Jacobian",
     "Kronecker",

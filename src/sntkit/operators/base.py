@@ -94,6 +94,11 @@ class Operator(ABC):
         return math.prod(self.shape_out)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """``(size_out, size_in)``: the matrix shape on flattened vectors (scipy, curvlinops)."""
+        return (self.size_out, self.size_in)
+
+    @property
     def is_square(self) -> bool:
         """True when domain and codomain are the same tensor space."""
         return self.shape_in == self.shape_out
@@ -164,8 +169,17 @@ class Operator(ABC):
 
             return Composition(self, other)
         if isinstance(other, torch.Tensor):
+            # ``A @ x``: x of shape shape_in -> A x; a probe block (k, *shape_in) -> (k,
+            # *shape_out) (see matmat); else a flat vector (size_in,) -> flat A x, or a matrix
+            # (size_in, k) of columns -> (size_out, k), as scipy and curvlinops pass them
             if tuple(other.shape) == self.shape_in:
                 return self.matvec(other)
+            if tuple(other.shape[1:]) == self.shape_in:
+                return self.matmat(other)
+            if other.ndim in (1, 2) and other.shape[0] == self.size_in:
+                cols = other.reshape(self.size_in, -1).T.reshape(-1, *self.shape_in)
+                out = self.matmat(cols).reshape(cols.shape[0], self.size_out).T
+                return out.reshape(self.size_out) if other.ndim == 1 else out
             return self.matmat(other)
         return NotImplemented
 
@@ -213,8 +227,14 @@ class Operator(ABC):
         return Reshaped(self, shape_in, shape_out)
 
     def gram(self) -> Operator:
-        """``A A^*`` on the codomain (for a Jacobian ``J``, the NTK ``J J^*``)."""
-        return self @ self.T
+        """``A A^*`` on the codomain (for a Jacobian ``J``, the NTK ``J J^*``).
+
+        A :class:`~sntkit.operators.gram.Gram`, so spectra are computed on the smaller of
+        ``A A^*`` and ``A^* A`` (:mod:`sntkit.linalg.gram_side`).
+        """
+        from sntkit.operators.gram import Gram
+
+        return Gram(self)
 
     def partial_trace(
         self,

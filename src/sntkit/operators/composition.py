@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from sntkit.operators.base import Operator
+from sntkit.operators.identity import match_partners
 
 
 class Composition(Operator):
@@ -16,6 +17,7 @@ class Composition(Operator):
                 f"cannot compose {left!r} @ {right!r}: right.shape_out {right.shape_out} != "
                 f"left.shape_in {left.shape_in}; reshape one side with op.reshape(...)"
             )
+        left, right = match_partners([left, right])
         left._check_compatible(right, "composition")
         super().__init__(
             right.shape_in,

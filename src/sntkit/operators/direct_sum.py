@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from sntkit.operators.base import Operator
+from sntkit.operators.identity import match_partners
 
 
 class DirectSum(Operator):
@@ -20,7 +21,7 @@ class DirectSum(Operator):
     """
 
     def __init__(self, ops: Sequence[Operator], *, names: Sequence[str] | None = None) -> None:
-        ops = list(ops)
+        ops = match_partners(list(ops))
         if not ops:
             raise ValueError("DirectSum needs at least one operator")
         lead_in, lead_out = ops[0].shape_in[:-1], ops[0].shape_out[:-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sntkit.operators.base import Operator
-from sntkit.operators.identity import Identity
+from sntkit.operators.identity import Identity, match_partners
 
 
 class Kronecker(Operator):
@@ -18,6 +18,7 @@ class Kronecker(Operator):
     """
 
     def __init__(self, left: Operator, right: Operator) -> None:
+        left, right = match_partners([left, right])
         left._check_compatible(right, "kron")
         names_in = _join(left.names_in, right.names_in)
         names_out = _join(left.names_out, right.names_out)

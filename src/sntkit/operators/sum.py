@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import torch
 
 from sntkit.operators.base import Operator
+from sntkit.operators.identity import match_partners
 
 
 class Sum(Operator):
     """``(Σ_i c_i A_i) x``; all terms must share shapes, dtype and device."""
 
     def __init__(self, terms: Sequence[Operator], weights: Sequence[float] | None = None) -> None:
-        terms = list(terms)
+        terms = match_partners(list(terms))
         if not terms:
             raise ValueError("Sum needs at least one operator")
         weights = [1.0] * len(terms) if weights is None else [float(w) for w in weights]
