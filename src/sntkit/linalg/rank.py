@@ -89,6 +89,18 @@ def effective_rank(
     return est
 
 
+def participation_ratio(M: torch.Tensor) -> float:
+    """``(tr M)² / ‖M‖_F² = (Σ λ_i)² / Σ λ_i²`` of a dense symmetric PSD matrix ``M`` (n, n).
+
+    The exact participation ratio of a small matrix (a view built densely, the covariance
+    ``XᵀX`` of a data matrix), computed in float64 without an eigendecomposition.
+    """
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
+        raise ValueError(f"M must be a non-empty square matrix, got shape {tuple(M.shape)}")
+    M = M.double()
+    return float(torch.trace(M) ** 2 / M.square().sum())
+
+
 def _exact(op: Operator, kind: str) -> Estimate:
     lam = _eigenvalues(op, "effective_rank")
     if kind == "participation":
