@@ -32,13 +32,6 @@ import math
 
 import torch
 
-from sntkit.linalg._checks import (
-    choice,
-    finite,
-    positive_int,
-    require_square,
-    require_symmetric,
-)
 from sntkit.linalg.eigen import eigsh
 from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.linalg.lanczos import lanczos_quadrature
@@ -46,6 +39,13 @@ from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, make_generator, rademacher
 from sntkit.linalg.trace import Hutch, trace
 from sntkit.operators.base import Operator
+from sntkit.operators.validation import (
+    choice,
+    finite,
+    positive_int,
+    require_square,
+    require_symmetric,
+)
 
 KINDS = ("participation", "stable", "entropy")
 METHODS = ("auto", "randomized", "exact")

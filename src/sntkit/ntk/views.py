@@ -15,7 +15,7 @@ import torch
 
 from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.operators import Operator
-from sntkit.operators._checks import check_tensor
+from sntkit.operators.validation import check_tensor
 
 STATE_AXES = ("batch", "time", "unit")
 
