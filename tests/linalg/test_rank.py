@@ -101,3 +101,15 @@ def test_rank_errors_name_the_argument():
         sla.effective_rank(OP, method="dense")
     with pytest.raises(ValueError, match=r"variance_rank: fraction must be in \(0, 1\], got 1.5"):
         sla.variance_rank(OP, 1.5)
+
+
+def test_participation_ratio_of_a_dense_matrix_equals_its_eigenvalue_formula():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(30, 7, dtype=DT, generator=gen) * torch.linspace(0.1, 3, 7, dtype=DT)
+    M = X.T @ X
+    lam = torch.linalg.eigvalsh(M)
+    expected = float(lam.sum() ** 2 / lam.square().sum())
+    assert math.isclose(sla.participation_ratio(M), expected, rel_tol=1e-12)
+    assert math.isclose(sla.participation_ratio(torch.eye(5)), 5.0, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="square"):
+        sla.participation_ratio(X)

@@ -43,7 +43,7 @@ def test_probe_dtype_device_and_type_errors():
         meta_op().matvec(rand(2, 3))
     with pytest.raises(ValueError, match=r"rmatmat: Y is on cpu, expected meta"):
         meta_op().rmatmat(rand(1, 2, 3))
-    with pytest.raises(ValueError, match=r"matvec: x must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"matvec: x must be a torch.Tensor, got list"):
         A.matvec([[0.0] * 3] * 2)
 
 

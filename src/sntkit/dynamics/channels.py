@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import jacfwd, jacrev
 
+from sntkit.dynamics.fixed_points import constant_input
 from sntkit.dynamics.tolerances import IMAG_TOL
 from sntkit.linalg import eigsh
 from sntkit.ntk.state_ntk import StateNTK
@@ -64,9 +65,7 @@ def eigenvalue_gradient(
         )
     base = {k: v.detach().to(torch.float64) for k, v in ntk.params.items()}
     theta0 = ntk.flatten(base)
-    if x is None and cell.n_input:
-        x = torch.zeros(cell.n_input, dtype=torch.float64, device=theta0.device)
-    xi = None if x is None else x.detach().to(torch.float64)
+    xi = constant_input(cell, x, theta0.device)
 
     def F(h: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return cell.step(base | ntk.unflatten(theta), h, xi)

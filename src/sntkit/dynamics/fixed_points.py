@@ -335,7 +335,7 @@ def solve_fixed_points(
         )
     p = _float64_params(params, cell)
     device = next(iter(p.values())).device if p else torch.device("cpu")
-    xi = _constant_input(cell, x, device)
+    xi = constant_input(cell, x, device)
     h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator).to(
         device
     )
@@ -395,9 +395,12 @@ def _float64_params(params: Mapping[str, torch.Tensor], cell: Cell) -> dict[str,
     return out
 
 
-def _constant_input(
-    cell: Cell, x: torch.Tensor | None, device: torch.device
+def constant_input(
+    cell: Cell, x: torch.Tensor | None, device: torch.device | str = "cpu"
 ) -> torch.Tensor | None:
+    """The constant input ``x`` of an autonomous map ``h ↦ F(h, x)`` in float64: zeros of shape
+    ``(n_input,)`` when ``x`` is ``None`` (the zero-input dynamics), ``None`` for a cell
+    without inputs; a sequence or a wrong size raises ``ValueError``."""
     if x is None:
         return (
             torch.zeros(cell.n_input, dtype=torch.float64, device=device) if cell.n_input else None

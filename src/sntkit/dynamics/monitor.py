@@ -42,7 +42,12 @@ from sntkit.dynamics.bifurcations import (
     match_points,
     scan,
 )
-from sntkit.dynamics.fixed_points import FixedPoints, linearize, solve_fixed_points
+from sntkit.dynamics.fixed_points import (
+    FixedPoints,
+    constant_input,
+    linearize,
+    solve_fixed_points,
+)
 from sntkit.models.cell import Cell
 from sntkit.models.torch_adapter import as_cell
 
@@ -297,9 +302,7 @@ class BifurcationMonitor:
         if entry is None:
             return None
         params = {k: v.to(torch.float64) for k, v in entry["params"].items()}
-        x = self.x
-        if x is None and self.cell.n_input:
-            x = torch.zeros(self.cell.n_input, dtype=torch.float64)
+        x = constant_input(self.cell, self.x)
         margin = self.finder_kwargs.get("margin", 1e-6)
         fps = linearize(self.cell, params, entry["locations"].to(torch.float64), x, margin)
         return int(entry["step"]), params, Signature.of(fps)

@@ -27,7 +27,7 @@ from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.experiments.stats import spearman
 from sntkit.experiments.sweep import run_sweep
-from sntkit.linalg import effective_rank
+from sntkit.linalg import effective_rank, participation_ratio
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
 from sntkit.tasks.inputs import gaussian_inputs
@@ -54,12 +54,6 @@ POINT_SCALES = {
         "overall_matvecs": 120,
     },
 }
-
-
-def participation(M: torch.Tensor) -> float:
-    """``(tr M)² / ‖M‖_F²`` of a symmetric PSD matrix."""
-    M = M.double()
-    return float(torch.trace(M) ** 2 / M.square().sum())
 
 
 @register(
@@ -93,8 +87,8 @@ def space_time_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "task": task,
         "gain": config["gain"],
         "input_rank": config["input_rank"],
-        "temporal_rank": participation(temporal),
-        "spatial_rank": participation(spatial),
+        "temporal_rank": participation_ratio(temporal),
+        "spatial_rank": participation_ratio(spatial),
         "overall_rank": overall.value,
         "overall_rank_err": overall.stderr,
         "hidden_spectral_radius": float(torch.linalg.eigvals(student.W.detach()).abs().max()),

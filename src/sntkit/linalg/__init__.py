@@ -6,7 +6,8 @@ device and dtype, so a seed gives the same result on every device.
 
 * :func:`trace` — Hutchinson, Hutch++, XTrace, exact; adaptive with ``rtol``.
 * :func:`frobenius_norm`, :func:`cosine_similarity`, :func:`compare` — Frobenius geometry.
-* :func:`effective_rank` (participation, stable, entropy), :func:`variance_rank`.
+* :func:`effective_rank` (participation, stable, entropy), :func:`variance_rank`,
+  :func:`participation_ratio` (exact, of a dense matrix).
 * :func:`eigsh`, :func:`svds`, :func:`spectral_norm` — block Krylov eigensolver.
 
 Applied to a Gram operator ``J J^*`` (an NTK), ``eigsh``, ``svds``, ``trace``,
@@ -17,7 +18,7 @@ Applied to a Gram operator ``J J^*`` (an NTK), ``eigsh``, ``svds``, ``trace``,
 from sntkit.linalg.eigen import EigshInfo, eigsh, spectral_norm, svds
 from sntkit.linalg.estimate import Estimate
 from sntkit.linalg.norms import compare, cosine_similarity, frobenius_norm
-from sntkit.linalg.rank import effective_rank, variance_rank
+from sntkit.linalg.rank import effective_rank, participation_ratio, variance_rank
 from sntkit.linalg.trace import exact_diagonal, trace
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "eigsh",
     "exact_diagonal",
     "frobenius_norm",
+    "participation_ratio",
     "spectral_norm",
     "svds",
     "trace",

@@ -38,10 +38,15 @@ from dataclasses import dataclass
 import torch
 
 from sntkit.linalg import gram_side
-from sntkit.linalg._checks import positive_int, require_operator, require_square, require_symmetric
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, gaussian, make_generator
 from sntkit.operators.base import Operator
+from sntkit.operators.validation import (
+    positive_int,
+    require_operator,
+    require_square,
+    require_symmetric,
+)
 
 
 @dataclass(frozen=True)

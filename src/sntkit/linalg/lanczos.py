@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from sntkit.linalg._checks import require_symmetric
 from sntkit.operators.base import Operator
+from sntkit.operators.validation import require_symmetric
 
 
 def lanczos_quadrature(

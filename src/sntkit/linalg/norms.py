@@ -26,18 +26,18 @@ from collections.abc import Callable
 
 import torch
 
-from sntkit.linalg._checks import (
+from sntkit.linalg.estimate import Estimate, jackknife
+from sntkit.linalg.gram_side import gram_cosine, on_cheap_side, uses_gram_cosine
+from sntkit.linalg.orthogonal import orth_against
+from sntkit.linalg.probes import basis_blocks, flat, make_generator, rademacher
+from sntkit.operators.base import Operator
+from sntkit.operators.validation import (
     choice,
     finite,
     positive_int,
     require_operator,
     require_same_space,
 )
-from sntkit.linalg.estimate import Estimate, jackknife
-from sntkit.linalg.gram_side import gram_cosine, on_cheap_side, uses_gram_cosine
-from sntkit.linalg.orthogonal import orth_against
-from sntkit.linalg.probes import basis_blocks, flat, make_generator, rademacher
-from sntkit.operators.base import Operator
 
 METHODS = ("hutch++", "hutchinson", "exact")
 Stat = Callable[[torch.Tensor], torch.Tensor]

@@ -32,13 +32,6 @@ import math
 
 import torch
 
-from sntkit.linalg._checks import (
-    choice,
-    finite,
-    positive_int,
-    require_square,
-    require_symmetric,
-)
 from sntkit.linalg.eigen import eigsh
 from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.linalg.gram_side import on_cheap_side
@@ -47,6 +40,13 @@ from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, make_generator, rademacher
 from sntkit.linalg.trace import Hutch, trace
 from sntkit.operators.base import Operator
+from sntkit.operators.validation import (
+    choice,
+    finite,
+    positive_int,
+    require_square,
+    require_symmetric,
+)
 
 KINDS = ("participation", "stable", "entropy")
 METHODS = ("auto", "randomized", "exact")
@@ -89,6 +89,18 @@ def effective_rank(
         est = _entropy(op, num_matvecs, lanczos_steps, gen)
     finite(est.value, f"the {kind} rank", where)
     return est
+
+
+def participation_ratio(M: torch.Tensor) -> float:
+    """``(tr M)² / ‖M‖_F² = (Σ λ_i)² / Σ λ_i²`` of a dense symmetric PSD matrix ``M`` (n, n).
+
+    The exact participation ratio of a small matrix (a view built densely, the covariance
+    ``XᵀX`` of a data matrix), computed in float64 without an eigendecomposition.
+    """
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
+        raise ValueError(f"M must be a non-empty square matrix, got shape {tuple(M.shape)}")
+    M = M.double()
+    return float(torch.trace(M) ** 2 / M.square().sum())
 
 
 def _exact(op: Operator, kind: str) -> Estimate:

@@ -36,13 +36,13 @@ from typing import Protocol
 
 import torch
 
-from sntkit.linalg._checks import choice, finite, positive_int, require_square
 from sntkit.linalg.estimate import Estimate
 from sntkit.linalg.gram_side import on_cheap_side
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import basis_blocks, flat, make_generator, rademacher
 from sntkit.linalg.xtrace import XTrace
 from sntkit.operators.base import Operator
+from sntkit.operators.validation import choice, finite, positive_int, require_square
 
 METHODS = ("hutch++", "hutchinson", "xtrace", "exact")
 

@@ -23,7 +23,7 @@ from sntkit.ntk import core as _core
 from sntkit.ntk.parameters import ParameterSpace, Trainable
 from sntkit.ntk.views import STATE_AXES, GlobalStateViews
 from sntkit.operators import Jacobian, Operator
-from sntkit.operators._checks import check_tensor
+from sntkit.operators.validation import check_tensor
 
 
 class FeedforwardNTK(GlobalStateViews):

@@ -16,7 +16,7 @@ import torch
 from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.linalg.norms import frobenius_norm
 from sntkit.operators import Operator
-from sntkit.operators._checks import check_tensor
+from sntkit.operators.validation import check_tensor
 
 STATE_AXES = ("batch", "time", "unit")
 

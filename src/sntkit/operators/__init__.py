@@ -6,7 +6,6 @@ with ``@`` (composition), ``+``/``-``, scalar ``*``, ``.T`` (adjoint), ``.kron``
 product), ``.reshape``, ``.gram()`` and ``.partial_trace`` / ``.partial_mean``.
 """
 
-from sntkit.operators._checks import unchecked
 from sntkit.operators.adjoint import Adjoint
 from sntkit.operators.base import Operator
 from sntkit.operators.composition import Composition
@@ -21,6 +20,7 @@ from sntkit.operators.kronecker import Kronecker
 from sntkit.operators.partial_trace import PartialTrace
 from sntkit.operators.reshaped import Reshaped
 from sntkit.operators.sum import Sum
+from sntkit.operators.validation import unchecked
 
 __all__ = [
     "Adjoint",

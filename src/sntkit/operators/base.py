@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sntkit.operators import _checks
+from sntkit.operators import validation
 
 if TYPE_CHECKING:
     import scipy.sparse.linalg
@@ -114,38 +114,42 @@ class Operator(ABC):
     # ------------------------------------------------------------------ application
     def matvec(self, x: torch.Tensor) -> torch.Tensor:
         """``A x`` for one tensor ``x`` of shape ``shape_in``; returns shape ``shape_out``."""
-        _checks.check_probe(x, self.shape_in, self.dtype, self.device, "x", "matvec", batched=False)
+        validation.check_probe(
+            x, self.shape_in, self.dtype, self.device, "x", "matvec", batched=False
+        )
         y = self._matmat(x.unsqueeze(0))[0]
-        _checks.check_result(y, "matvec", self)
+        validation.check_result(y, "matvec", self)
         return y
 
     def rmatvec(self, y: torch.Tensor) -> torch.Tensor:
         """``A^* y`` for one tensor ``y`` of shape ``shape_out``; returns shape ``shape_in``."""
-        _checks.check_probe(
+        validation.check_probe(
             y, self.shape_out, self.dtype, self.device, "y", "rmatvec", batched=False
         )
         x = self._rmatmat(y.unsqueeze(0))[0]
-        _checks.check_result(x, "rmatvec", self)
+        validation.check_result(x, "rmatvec", self)
         return x
 
     def matmat(self, X: torch.Tensor) -> torch.Tensor:
         """``A`` applied to ``k`` probes at once: ``(k, *shape_in) -> (k, *shape_out)``."""
-        _checks.check_probe(X, self.shape_in, self.dtype, self.device, "X", "matmat", batched=True)
+        validation.check_probe(
+            X, self.shape_in, self.dtype, self.device, "X", "matmat", batched=True
+        )
         if X.shape[0] == 0:  # no probes: several primitives reshape with -1, undefined for 0
             return X.new_zeros((0, *self.shape_out))
         Y = self._matmat(X)
-        _checks.check_result(Y, "matmat", self)
+        validation.check_result(Y, "matmat", self)
         return Y
 
     def rmatmat(self, Y: torch.Tensor) -> torch.Tensor:
         """``A^*`` applied to ``k`` probes at once: ``(k, *shape_out) -> (k, *shape_in)``."""
-        _checks.check_probe(
+        validation.check_probe(
             Y, self.shape_out, self.dtype, self.device, "Y", "rmatmat", batched=True
         )
         if Y.shape[0] == 0:
             return Y.new_zeros((0, *self.shape_in))
         X = self._rmatmat(Y)
-        _checks.check_result(X, "rmatmat", self)
+        validation.check_result(X, "rmatmat", self)
         return X
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -299,7 +303,7 @@ class Operator(ABC):
             E = eye[start : start + chunk_size].reshape(-1, *self.shape_in)
             cols.append(self._matmat(E).reshape(E.shape[0], -1))
         M = torch.cat(cols, 0).T.contiguous()
-        _checks.check_result(M, "to_dense", self)
+        validation.check_result(M, "to_dense", self)
         return M
 
     def to_scipy(self) -> scipy.sparse.linalg.LinearOperator:

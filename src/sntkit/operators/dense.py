@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from sntkit.operators import _checks
+from sntkit.operators import validation
 from sntkit.operators.base import Operator
 
 
@@ -29,7 +29,7 @@ class Dense(Operator):
         names_in: Sequence[str] | None = None,
         names_out: Sequence[str] | None = None,
     ) -> None:
-        _checks.check_tensor(matrix, name="matrix", where="Dense")
+        validation.check_tensor(matrix, name="matrix", where="Dense")
         if matrix.ndim != 2:
             raise ValueError(
                 f"Dense: matrix must be 2-D (prod(shape_out), prod(shape_in)), got shape "

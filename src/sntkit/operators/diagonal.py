@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from sntkit.operators import _checks
+from sntkit.operators import validation
 from sntkit.operators.base import Operator
 
 
@@ -17,7 +17,7 @@ class Diagonal(Operator):
     """
 
     def __init__(self, d: torch.Tensor, *, names: Sequence[str] | None = None) -> None:
-        _checks.check_tensor(d, name="d", where="Diagonal")
+        validation.check_tensor(d, name="d", where="Diagonal")
         super().__init__(
             tuple(d.shape), tuple(d.shape), dtype=d.dtype, device=d.device, names_in=names
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.func import jvp, vjp, vmap
 
-from sntkit.operators import _checks
+from sntkit.operators import validation
 from sntkit.operators.base import Operator
 
 
@@ -29,7 +29,7 @@ class Jacobian(Operator):
         names_out: Sequence[str] | None = None,
         name: str = "Jacobian",
     ) -> None:
-        _checks.check_tensor(x0, name="x0", where=name)
+        validation.check_tensor(x0, name="x0", where=name)
         y0, self._vjp = vjp(fn, x0)
         super().__init__(
             tuple(x0.shape),

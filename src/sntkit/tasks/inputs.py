@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from sntkit.linalg import participation_ratio as linalg_participation_ratio
+
 
 def gaussian_inputs(
     batch: int,
@@ -38,9 +40,10 @@ def gaussian_inputs(
 
 
 def participation_ratio(x: torch.Tensor) -> float:
-    """``(Σ σ_i²)² / Σ σ_i⁴`` of the ``(B·T) × n_in`` matrix of ``x`` (its effective rank)."""
-    s2 = torch.linalg.svdvals(x.reshape(-1, x.shape[-1]).double()).square()
-    return float(s2.sum() ** 2 / s2.square().sum())
+    """``(Σ σ_i²)² / Σ σ_i⁴`` of the ``(B·T) × n_in`` matrix ``X`` of ``x`` (its effective rank):
+    the participation ratio of ``XᵀX``, whose eigenvalues are the ``σ_i²``."""
+    X = x.reshape(-1, x.shape[-1]).double()
+    return linalg_participation_ratio(X.T @ X)
 
 
 def fourier_features(x: torch.Tensor, n_frequencies: int) -> torch.Tensor:
