@@ -1,0 +1,92 @@
+"""The one figure style of sntkit's reproductions: palette, rc settings, legends and ticks.
+
+Every figure is made by :func:`sntkit.experiments.plotting.figure` in this style; the helpers
+here keep the gallery readable beside the papers' figures:
+
+* :func:`legend_outside` puts a panel's legend beside or below it, never on the data;
+* :func:`grid_ticks` labels a (log) axis with plain numbers at the swept grid values, so that a
+  log axis spanning less than a decade does not print overlapping ``2×10⁰ 3×10⁰ …`` labels;
+* :func:`proxy` makes legend entries for encodings shared by several lines (a colour meaning
+  "mode 1", a line style meaning "SGD"), so that every colour and style is explained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib as mpl
+from cycler import cycler
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+__all__ = ["COLORS", "STYLE", "grid_ticks", "legend_outside", "proxy", "style"]
+
+#: Okabe–Ito colour-blind-safe palette
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+STYLE: dict[str, Any] = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.prop_cycle": cycler(color=COLORS),
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "lines.linewidth": 1.4,
+    "pdf.fonttype": 42,  # editable text in the PDFs
+}
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """The sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def legend_outside(
+    ax: Any, where: str = "right", *, handles: Sequence[Any] | None = None, **kw: Any
+) -> Any:
+    """A legend for ``ax`` placed outside its data area: ``where="right"`` or ``"below"``.
+
+    ``handles`` (e.g. from :func:`proxy`) replace the panel's labelled artists; ``kw`` go to
+    ``Axes.legend`` (``ncols``, ``title``, ...). ``plotting.save``'s tight layout makes room.
+    """
+    if where == "right":
+        place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
+    elif where == "below":
+        place = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.22)}
+    else:
+        raise ValueError(f"legend_outside: where must be 'right' or 'below', got {where!r}")
+    extra = {} if handles is None else {"handles": list(handles)}
+    return ax.legend(**extra, **(place | {"borderaxespad": 0.0} | kw))
+
+
+def grid_ticks(ax: Any, values: Sequence[float], axis: str = "x") -> None:
+    """Major ticks at ``values`` labelled as plain numbers (``0.25``, ``2``), no minor ticks.
+
+    For log axes over swept grids: the default log locator labels minor ticks with
+    ``2×10⁰ 3×10⁰ …`` when the range is under a decade, and the labels overlap.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"grid_ticks: axis must be 'x' or 'y', got {axis!r}")
+    ticks = sorted({float(v) for v in values})
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FixedFormatter([f"{v:g}" for v in ticks]))
+    target.set_minor_locator(NullLocator())
+
+
+def proxy(label: str, *, color: str = "k", linestyle: str = "-", marker: str = "") -> Line2D:
+    """A legend entry (not drawn) for a colour, line style or marker shared by several lines."""
+    return Line2D([], [], color=color, linestyle=linestyle, marker=marker, label=label)
