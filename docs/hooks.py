@@ -32,12 +32,15 @@ PAGES = {
     "CHANGELOG.md": "changelog.md",
 }
 
-_DIRECTIVE = re.compile(r"^<!-- (include: (?P<path>[^#>]+?)(#(?P<section>[^>]+?))?|examples|cli-reference) -->$", re.M)
+_DIRECTIVE = re.compile(
+    r"^<!-- (include: (?P<path>[^#>]+?)(#(?P<section>[^>]+?))?|examples|cli-reference) -->$", re.M
+)
 _LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
 _HEADING = re.compile(r"^(#{1,6}) +(.*)$")
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 (MkDocs API)
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """Expand the directives of a page (MkDocs hook; ``config`` and ``files`` unused)."""
     page_dir = posixpath.dirname(page.file.src_uri)
     return _DIRECTIVE.sub(lambda m: _expand(m, page_dir), markdown)
 
@@ -132,4 +135,6 @@ def _cli_reference() -> str:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             blocks += [(f"sntkit {name}", sub) for name, sub in action.choices.items()]
-    return "\n".join(f"## `{name}`\n\n```text\n{p.format_help().rstrip()}\n```\n" for name, p in blocks)
+    return "\n".join(
+        f"## `{name}`\n\n```text\n{p.format_help().rstrip()}\n```\n" for name, p in blocks
+    )

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
 from sntkit.experiments.io import save_figure
-from sntkit.experiments.style import COLORS, STYLE, style
+from sntkit.experiments.style import COLORS, STYLE, style, tidy_log_ticks
 
 __all__ = [
     "COLORS",
@@ -100,6 +100,8 @@ def save(fig: Figure, stem: str | Path, *, dpi: int | None = None) -> list[Path]
     Returns the two paths. The figure is released afterwards (``pyplot`` figures are closed).
     """
     _restyle_texts(fig)
+    for ax in fig.axes:
+        tidy_log_ticks(ax)
     with style():
         fig.tight_layout()
         paths = save_figure(fig, stem, dpi=dpi or STYLE["savefig.dpi"])

@@ -12,6 +12,7 @@ here keep the gallery readable beside the papers' figures:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,9 +20,15 @@ from typing import Any
 import matplotlib as mpl
 from cycler import cycler
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+from matplotlib.ticker import (
+    FixedFormatter,
+    FixedLocator,
+    FuncFormatter,
+    NullFormatter,
+    NullLocator,
+)
 
-__all__ = ["COLORS", "STYLE", "grid_ticks", "legend_outside", "proxy", "style"]
+__all__ = ["COLORS", "STYLE", "grid_ticks", "legend_outside", "proxy", "style", "tidy_log_ticks"]
 
 #: Okabe–Ito colour-blind-safe palette
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -85,6 +92,38 @@ def grid_ticks(ax: Any, values: Sequence[float], axis: str = "x") -> None:
     target.set_major_locator(FixedLocator(ticks))
     target.set_major_formatter(FixedFormatter([f"{v:g}" for v in ticks]))
     target.set_minor_locator(NullLocator())
+
+
+def tidy_log_ticks(ax: Any) -> None:
+    """Log axes of ``ax`` without crowded minor labels (``plotting.save`` calls it).
+
+    Matplotlib labels every minor tick (``2×10³ 3×10³ … 9×10³``) of a log axis spanning about
+    a decade or less; the labels then touch. Minor ticks keep no label when two powers of ten
+    are in view, only those at 2 and 5 with one, and plain numbers (``4``, ``4.5``) with none.
+    Axes set by :func:`grid_ticks` are left alone.
+    """
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log" or isinstance(axis.get_major_locator(), FixedLocator):
+            continue
+        lo, hi = sorted((lo, hi))
+        if lo <= 0:
+            continue
+        decades = math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) + 1
+        if decades >= 2:
+            axis.set_minor_formatter(NullFormatter())
+        elif decades == 1:
+            axis.set_minor_formatter(FuncFormatter(_two_five))
+        else:  # no power of ten in view: plain numbers at the minor ticks
+            axis.set_minor_formatter(FuncFormatter(lambda x, pos=None: f"{x:g}"))
+
+
+def _two_five(x: float, pos: int | None = None) -> str:
+    """``2×10ⁿ`` and ``5×10ⁿ`` in mathtext; other values unlabelled."""
+    if x <= 0:
+        return ""
+    exponent = math.floor(math.log10(x) + 1e-9)
+    mantissa = round(x / 10**exponent, 6)
+    return f"${mantissa:g}\\times10^{{{exponent}}}$" if mantissa in (2.0, 5.0) else ""
 
 
 def proxy(label: str, *, color: str = "k", linestyle: str = "-", marker: str = "") -> Line2D:
