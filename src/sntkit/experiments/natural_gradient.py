@@ -218,15 +218,16 @@ def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
 def _figure(run: Run, done: dict) -> None:
     fig, ax = plotting.figure(1, 1, width=5.0, height=3.0)
     for (kind, res), color in zip(done.items(), style.COLORS, strict=False):
-        ax[0, 0].semilogy(res["losses"], label=kind.replace("_", " "), linewidth=0.8, color=color)
+        name = "SGD" if kind == "sgd" else kind.replace("_", " ")
+        ax[0, 0].semilogy(res["losses"], label=name, linewidth=0.8, color=color)
         plotting.mark_events(
             ax[0, 0],
             [e["step"] for e in res["events"]],
             color=color,
             linestyle=":",
             linewidth=0.6,
-            label=f"{kind.replace('_', ' ')}: bifurcations",
+            label=f"{name}: bifurcations",
         )
     ax[0, 0].set(xlabel="step", ylabel="loss", title="SGD vs rank-1 state-space natural gradient")
-    style.legend_outside(ax[0, 0])
+    style.legend_outside(ax[0, 0], "below", ncols=2)
     plotting.save(fig, run.path("fig4_natural_gradient"))
