@@ -59,6 +59,8 @@ SCALES = {
     },
 }
 OPTIMIZERS = ("sgd", "natural_gradient_rank2")
+#: legend names of the optimizers
+_NAMES = {"sgd": "SGD", "natural_gradient_rank2": "rank-2 natural gradient"}
 
 
 def two_mode_teacher(n: int, l1: float, l2: float, seed: int) -> RNN:
@@ -213,7 +215,7 @@ def _figure(run: Run, tracks: dict[str, list[dict]], targets: tuple[float, float
     ax[0, 2].set(xlabel="step", ylabel="loss")
     handles = [
         *(style.proxy(f"mode {i}", color=c) for i, c in modes.items()),
-        *(style.proxy(kind.replace("_", " "), linestyle=d) for kind, d in dashes.items()),
+        *(style.proxy(_NAMES.get(kind, kind), linestyle=d) for kind, d in dashes.items()),
         style.proxy("teacher eigenvalues", linestyle=":"),
         style.proxy("|λ| = 1", color="gray"),
     ]
