@@ -90,12 +90,15 @@ def test_legend_outside_does_not_cover_the_data(tmp_path, where):
     fig, ax = plotting.figure()
     ax[0, 0].plot([0, 1], [0, 1], label="data")
     ax[0, 0].scatter([0.95], [0.05], label="a point in the corner")
+    ax[0, 0].set(xlabel="s along $e_g$", ylabel="norm")
     legend = style.legend_outside(ax[0, 0], where)
     plotting.save(fig, tmp_path / "f")
     renderer = _drawn(fig)
-    assert not legend.get_window_extent(renderer).overlaps(ax[0, 0].get_window_extent(renderer))
-    fig_box = fig.bbox
     box = legend.get_window_extent(renderer)
+    assert not box.overlaps(ax[0, 0].get_window_extent(renderer))
+    for text in (ax[0, 0].xaxis.label, ax[0, 0].yaxis.label, *ax[0, 0].get_xticklabels()):
+        assert not box.overlaps(text.get_window_extent(renderer)), text.get_text()
+    fig_box = fig.bbox
     assert box.x0 >= fig_box.x0 - 1 and box.x1 <= fig_box.x1 + 1  # tight layout made room
     assert box.y0 >= fig_box.y0 - 1
 

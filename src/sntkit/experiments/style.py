@@ -27,6 +27,7 @@ from matplotlib.ticker import (
     NullFormatter,
     NullLocator,
 )
+from matplotlib.transforms import ScaledTranslation
 
 __all__ = ["COLORS", "STYLE", "grid_ticks", "legend_outside", "proxy", "style", "tidy_log_ticks"]
 
@@ -54,6 +55,10 @@ STYLE: dict[str, Any] = {
 }
 
 
+#: distance from the bottom of a panel to a legend placed below it: tick labels and x label
+_BELOW_GAP_INCHES = 0.5
+
+
 @contextmanager
 def style() -> Iterator[None]:
     """The sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
@@ -71,8 +76,13 @@ def legend_outside(
     """
     if where == "right":
         place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
-    elif where == "below":
-        place = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.22)}
+    elif where == "below":  # a fixed physical gap clears the tick labels and the x label
+        gap = ScaledTranslation(0.0, -_BELOW_GAP_INCHES, ax.figure.dpi_scale_trans)
+        place = {
+            "loc": "upper center",
+            "bbox_to_anchor": (0.5, 0.0),
+            "bbox_transform": ax.transAxes + gap,
+        }
     else:
         raise ValueError(f"legend_outside: where must be 'right' or 'below', got {where!r}")
     extra = {} if handles is None else {"handles": list(handles)}
