@@ -8,6 +8,7 @@ check is about the package's own contents (modules, data, entry point, metadata)
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -32,9 +33,15 @@ def _run(args, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     pytest.importorskip("build", reason="needs the test extra (build, twine)")
+    # a copy of what the package is built from, so the build writes nothing into the checkout
+    tree = tmp_path_factory.mktemp("tree")
+    for name in ("pyproject.toml", "README.md", "CHANGELOG.md"):
+        shutil.copy2(ROOT / name, tree / name)
+    junk = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    shutil.copytree(ROOT / "src", tree / "src", ignore=junk)
     out = tmp_path_factory.mktemp("dist")
     # --no-isolation: the build backend installed here (the test extra), no download
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)])
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(tree)])
     return out
 
 
@@ -72,13 +79,15 @@ def test_wheel_installs_and_imports_in_a_clean_venv(dist, tmp_path):
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
     wheel = next(dist.glob("*.whl"))
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    # without PYTHONPATH: a source tree on it would make pip think sntkit is installed already
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    _run(pip, cwd=tmp_path, env=clean)
     site = _run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env=clean
     ).stdout.strip()
     deps = sysconfig.get_paths()["purelib"]  # torch, numpy, scipy, ... of this interpreter
     Path(site, "_borrowed_deps.pth").write_text(deps + "\n")
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     code = (
         "import sntkit, sntkit.ntk, sntkit.optim, sntkit.tasks, pathlib;"
         "p = pathlib.Path(sntkit.__file__).parent;"
