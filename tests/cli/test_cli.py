@@ -203,3 +203,19 @@ def test_unexpected_failure_is_one_line_with_exit_1(tmp_path, capsys, monkeypatc
     monkeypatch.setenv("SNTKIT_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["reproduce", "counter", "--out", str(tmp_path / "d"), *TINY])
+
+
+def test_show_config_prints_settings_and_defaults(capsys, tmp_path):
+    args = ["reproduce", "counter", "--set", "lr=0.5", "--seed", "3", "--show-config"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "run").exists()  # nothing is run
+    lines = dict(ln.split(": ", 1) for ln in out.splitlines() if not ln.startswith("#"))
+    assert lines["lr"] == "0.5  # default 0.05" and lines["seed"] == "3  # default 0"
+    assert lines["steps"] == "20" and lines["experiment"] == '"counter"'
+    assert set(dummies.COUNTER) | {"seed", "device", "scale"} <= set(lines)
+    # the printed settings are a valid --config file that reproduces them
+    config = tmp_path / "c.yaml"
+    config.write_text(out)
+    assert main(["reproduce", "--config", str(config), "--show-config"]) == 0
+    assert capsys.readouterr().out == out

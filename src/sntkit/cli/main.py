@@ -3,6 +3,7 @@
     sntkit reproduce --list
     sntkit reproduce NAME [--scale quick|paper] [--out DIR] [--device cpu|cuda] [--seed N]
                           [--resume] [--set KEY=VALUE ...] [--config FILE.yaml|.toml|.json]
+    sntkit reproduce NAME [--scale S] [--set KEY=VALUE ...] --show-config
     sntkit sweep NAME [--grid KEY=V1,V2,... ...] [--config SWEEP.yaml|.toml] [--set KEY=VALUE ...]
                       [--scale S] [--out DIR] [--scheduler ADDRESS] [--workers N] [--retries N]
     sntkit --version
@@ -14,11 +15,16 @@ experiment failed (or a sweep point did), 2 bad input — unknown experiment or 
 value, unwritable folder, damaged checkpoint, CUDA requested without a GPU — reported as one
 ``sntkit: error: ...`` line without a traceback (``SNTKIT_DEBUG=1`` shows tracebacks of
 failures), 130 interrupted.
+
+The commands need the ``experiments`` extra (``pip install 'sntkit[experiments]'``); without it
+``sntkit`` says so (exit code 2) instead of failing on an import. ``--version`` and ``--help``
+work on the core install.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -26,11 +32,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
+__all__ = ["EXPERIMENTS_EXTRA", "build_parser", "main", "missing_extra", "read_config_file"]
 
-from sntkit.experiments.errors import CheckpointError, ConfigError
-
-__all__ = ["build_parser", "main", "read_config_file"]
+#: modules of the ``experiments`` extra that the commands import, and their distributions
+EXPERIMENTS_EXTRA: dict[str, str] = {
+    "yaml": "pyyaml",
+    "tqdm": "tqdm",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "matplotlib": "matplotlib",
+    "distributed": "dask[distributed]",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name", nargs="?", help="experiment name (see --list)")
     r.add_argument("--list", action="store_true", help="list the experiments and exit")
     _add_run_options(r)
+    r.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the settings (after --scale/--config/--set) with their defaults and exit",
+    )
     r.add_argument(
         "--resume",
         action="store_true",
@@ -125,8 +142,23 @@ def _add_run_options(
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def missing_extra() -> list[str]:
+    """Distributions of :data:`EXPERIMENTS_EXTRA` that are not installed (empty when complete)."""
+    return [dist for module, dist in EXPERIMENTS_EXTRA.items() if not _importable(module)]
+
+
+def _importable(module: str) -> bool:
+    if module in sys.modules:  # ``None`` there marks a module blocked from import
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Settings from a YAML/JSON (``yaml.safe_load``) or TOML (``tomllib``) file: a mapping."""
+    import yaml
+
+    from sntkit.experiments.errors import ConfigError
+
     suffix = path.suffix.lower()
     if suffix not in (".yaml", ".yml", ".json", ".toml"):
         raise ConfigError(f"config file {path} must end in .yaml, .yml, .json or .toml")
@@ -148,6 +180,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def _overrides(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
     """File settings, then ``--set``, ``--seed`` and ``--device``."""
+    import yaml
+
+    from sntkit.experiments.errors import ConfigError
+
     out = dict(settings)
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -165,6 +201,8 @@ def _overrides(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, 
 
 
 def _pick(flag: str | None, from_file: Any, what: str, default: str | None) -> str | None:
+    from sntkit.experiments.errors import ConfigError
+
     if from_file is not None and not isinstance(from_file, str):
         raise ConfigError(f"the config file's {what!r} must be a string, got {from_file!r}")
     if flag and from_file and flag != from_file:
@@ -182,7 +220,18 @@ def _print_list() -> None:
         print(f"{exp.name:{width}s}{exp.description}{kind}  [scales: {', '.join(exp.scales)}]")
 
 
+def _show_config(config: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """``config`` as YAML (a valid ``--config`` file), overridden settings marked."""
+    print(f"# sntkit reproduce --config FILE.yaml runs these settings of {config['experiment']!r}")
+    for key, value in config.items():
+        line = f"{key}: {json.dumps(value)}"
+        if key in defaults and defaults[key] != value:
+            line += f"  # default {json.dumps(defaults[key])}"
+        print(line)
+
+
 def _reproduce(args: argparse.Namespace) -> int:
+    from sntkit.experiments.errors import ConfigError
     from sntkit.experiments.registry import get_experiment
     from sntkit.experiments.run import default_out_dir, finished_summary
 
@@ -199,6 +248,9 @@ def _reproduce(args: argparse.Namespace) -> int:
         raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
     exp = get_experiment(name)
     config = exp.config(scale, _overrides(args, settings))
+    if args.show_config:
+        _show_config(config, exp.defaults(scale))
+        return 0
     out = args.out or default_out_dir(exp.name, scale, config["seed"])
     if args.resume and finished_summary(out) is not None:
         print(f"sntkit: note: {out} is already finished (delete its summary.json to recompute "
@@ -212,6 +264,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from sntkit.experiments.errors import ConfigError
     from sntkit.experiments.sweep import parse_grid, run_sweep, split_sweep_spec
 
     data = read_config_file(args.config) if args.config else {}
@@ -245,8 +298,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sntkit`` console script; returns the exit code."""
-    from sntkit.experiments import progress
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -255,6 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    if missing := missing_extra():
+        print(
+            f"sntkit: error: the sntkit command needs the 'experiments' extra (missing: "
+            f"{', '.join(missing)}); install it with: pip install 'sntkit[experiments]'",
+            file=sys.stderr,
+        )
+        return 2
+    from sntkit.experiments import progress
+    from sntkit.experiments.errors import CheckpointError, ConfigError
+
     if args.no_progress:
         progress.set_enabled(False)
     try:

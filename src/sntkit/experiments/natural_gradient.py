@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from sntkit.dynamics import BifurcationMonitor
-from sntkit.experiments import plotting
+from sntkit.experiments import plotting, style
 from sntkit.experiments.progress import Progress
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -217,15 +217,17 @@ def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 def _figure(run: Run, done: dict) -> None:
     fig, ax = plotting.figure(1, 1, width=5.0, height=3.0)
-    for kind, res in done.items():
-        ax[0, 0].semilogy(res["losses"], label=kind.replace("_", " "), linewidth=0.8)
-        for e in res["events"]:
-            ax[0, 0].axvline(
-                e["step"],
-                linestyle=":",
-                linewidth=0.6,
-                color="tab:blue" if kind == "sgd" else "tab:orange",
-            )
+    for (kind, res), color in zip(done.items(), style.COLORS, strict=False):
+        name = "SGD" if kind == "sgd" else kind.replace("_", " ")
+        ax[0, 0].semilogy(res["losses"], label=name, linewidth=0.8, color=color)
+        plotting.mark_events(
+            ax[0, 0],
+            [e["step"] for e in res["events"]],
+            color=color,
+            linestyle=":",
+            linewidth=0.6,
+            label=f"{name}: bifurcations",
+        )
     ax[0, 0].set(xlabel="step", ylabel="loss", title="SGD vs rank-1 state-space natural gradient")
-    ax[0, 0].legend()
+    style.legend_outside(ax[0, 0], "below", ncols=2)
     plotting.save(fig, run.path("fig4_natural_gradient"))

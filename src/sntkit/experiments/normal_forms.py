@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from sntkit.dynamics.normal_forms import NORMAL_FORMS
-from sntkit.experiments import plotting
+from sntkit.experiments import plotting, style
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 
@@ -63,11 +63,18 @@ def _figure(run: Run, data: dict) -> None:
             finite = torch.isfinite(vals)
             g = torch.tensor(entry["g"])
             ax.semilogy(g[finite], vals[finite], label=f"$h_0 \\sim U[-{a}, {a}]$")
-        ax.axvline(NORMAL_FORMS[name].g_star, color="k", linestyle="--", linewidth=0.8)
+        ax.axvline(
+            NORMAL_FORMS[name].g_star, color="k", linestyle="--", linewidth=0.8, label="$g^*$"
+        )
         ax.set(title=NORMAL_FORMS[name].kind, xlabel="g", ylabel="‖sNTK$_g$‖")
-    for ax in list(axes.flat)[len(names) :]:
+    spare = list(axes.flat)[len(names) :]
+    for ax in spare:
         ax.axis("off")
-    axes.flat[0].legend()
+    handles, _ = axes.flat[0].get_legend_handles_labels()
+    if spare:  # the legend takes the first empty panel
+        spare[0].legend(handles=handles, loc="center")
+    else:
+        style.legend_outside(axes[0, -1], handles=handles)
     plotting.save(fig, run.path("fig2_normal_forms"))
 
 

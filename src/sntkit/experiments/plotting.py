@@ -1,4 +1,4 @@
-"""Figures for the reproductions: one consistent style, rendered with Agg, saved as PNG + PDF.
+"""Figures for the reproductions: the :mod:`~sntkit.experiments.style`, Agg, PNG + PDF.
 
 Figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, made without ``pyplot``:
 importing this module does not switch the backend of an interactive session, no display is
@@ -17,19 +17,18 @@ legends created after :func:`figure`) the style's sizes; sizes set explicitly ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
 import numpy as np
-from cycler import cycler
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
 from sntkit.experiments.io import save_figure
+from sntkit.experiments.style import COLORS, STYLE, style, tidy_log_ticks
 
 __all__ = [
     "COLORS",
@@ -41,36 +40,6 @@ __all__ = [
     "save",
     "style",
 ]
-
-#: Okabe–Ito colour-blind-safe palette
-COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
-
-STYLE: dict[str, Any] = {
-    "figure.dpi": 110,
-    "savefig.dpi": 150,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "axes.prop_cycle": cycler(color=COLORS),
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.6,
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-    "lines.linewidth": 1.4,
-    "pdf.fonttype": 42,  # editable text in the PDFs
-}
-
-
-@contextmanager
-def style() -> Iterator[None]:
-    """The sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
-    with mpl.rc_context(STYLE):
-        yield
 
 
 def figure(
@@ -131,6 +100,8 @@ def save(fig: Figure, stem: str | Path, *, dpi: int | None = None) -> list[Path]
     Returns the two paths. The figure is released afterwards (``pyplot`` figures are closed).
     """
     _restyle_texts(fig)
+    for ax in fig.axes:
+        tidy_log_ticks(ax)
     with style():
         fig.tight_layout()
         paths = save_figure(fig, stem, dpi=dpi or STYLE["savefig.dpi"])

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sntkit.experiments import plotting
+from sntkit.experiments import plotting, style
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.experiments.stats import spearman
@@ -185,5 +185,6 @@ def _figure(run: Run, ok: pd.DataFrame) -> None:
             title=f"train {task}: {col.split('_')[0]}",
         )
         a.set_xscale("log")
-    ax[0, 0].legend(fontsize=6)
+        style.grid_ticks(a, ok.gain.unique())
+    style.legend_outside(ax[0, 1], title="inputs")
     plotting.save(fig, run.path("fig5_space_time"))

@@ -30,7 +30,7 @@ from sntkit.dynamics import (
     interpolate,
     local_landscape,
 )
-from sntkit.experiments import plotting
+from sntkit.experiments import plotting, style
 from sntkit.experiments.io import save_checkpoint
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -284,12 +284,14 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
     )
     ax[0, 1].set(xlabel="SGD step", ylabel="stable rank of sNTK", title="B  sNTK stable rank")
     ax[0, 2].plot(steps, [r.get("spectral_radius") for r in rows])
-    ax[0, 2].axhline(1.0, color="gray", linewidth=0.8)
+    ax[0, 2].axhline(1.0, color="gray", linewidth=0.8, label="ρ(W) = 1")
     ax[0, 2].set(xlabel="SGD step", ylabel="spectral radius of W", title="C  spectral radius")
     for a in ax[0]:
-        plotting.mark_events(a, first)
-        for s in ev_steps[1:]:
-            a.axvline(s, color="gray", linestyle=":", linewidth=0.6)
+        plotting.mark_events(a, first, label="first bifurcation")
+        plotting.mark_events(
+            a, ev_steps[1:], color="gray", linestyle=":", linewidth=0.6, label="later bifurcations"
+        )
+    style.legend_outside(ax[0, 2])
     plotting.save(fig, run.path("fig1_training"))
 
     fig, ax = plotting.figure(1, 2, width=3.4, height=3.2)
@@ -304,7 +306,14 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
         with torch.no_grad():
             tr = model(h0, steps=40)[..., list(READOUT)].cpu()
         for k in range(tr.shape[0]):
-            a.plot(tr[k, :, 0], tr[k, :, 1], color="tab:blue", alpha=0.25, linewidth=0.6)
+            a.plot(
+                tr[k, :, 0],
+                tr[k, :, 1],
+                color=style.COLORS[0],
+                alpha=0.25,
+                linewidth=0.6,
+                label="trajectories (40 steps)" if k == 0 else None,
+            )
         loc = fps.locations[:, list(READOUT)]
         st = fps.stable
         a.scatter(loc[st, 0], loc[st, 1], color="k", zorder=3, label="stable")
@@ -312,7 +321,7 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
             loc[~st, 0], loc[~st, 1], facecolor="white", edgecolor="k", zorder=3, label="unstable"
         )
         a.set(xlabel="$h_0$", ylabel="$h_1$", title=title)
-    ax[0, 0].legend(loc="lower right")
+    style.legend_outside(ax[0, 1])
     plotting.save(fig, run.path("fig1_phase_portraits"))
 
     if analysis and "landscape" in analysis:
@@ -324,7 +333,7 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
             ls["s"], ls["predicted"], "-", label=f"{fit['form']} normal form (R²={fit['r2']:.3f})"
         )
         ax[0, 0].set(xlabel="s along $e_g$", ylabel="sNTK$_g$ norm", title="E  local landscape")
-        ax[0, 0].legend()
+        style.legend_outside(ax[0, 0], "below")
         plotting.save(fig, run.path("fig1_landscape"))
     if run.events:
         ev = run.events[0]
@@ -345,6 +354,6 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
                 label="unstable",
             )
             a.set(xlabel="$h_0$", ylabel="$h_1$", title=f"G  {side}: {len(locs)} fixed points")
-        ax[0, 0].legend()
+        style.legend_outside(ax[0, 1])
         fig.suptitle(f"first bifurcation: {ev['kind']} at step {ev['step']}")
         plotting.save(fig, run.path("fig1_bifurcation"))

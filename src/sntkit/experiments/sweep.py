@@ -305,6 +305,10 @@ def run_sweep(
 ) -> Any:
     """Run ``experiment`` over the product of ``grid`` on Dask; returns the results table.
 
+    Every point's configuration is validated before anything runs (:class:`ConfigError`).
+    The table (a ``pandas.DataFrame``, also written to ``OUT/results.parquet``) is described
+    in the module docstring.
+
     Parameters
     ----------
     experiment:
@@ -320,10 +324,6 @@ def run_sweep(
         ``workers`` single-threaded workers (``processes=False``: threads of this process).
     retries:
         How many times a failing point is resubmitted before it is reported as failed.
-
-    Every point's configuration is validated before anything runs (:class:`ConfigError`).
-    The table (a ``pandas.DataFrame``, also written to ``OUT/results.parquet``) is described
-    in the module docstring.
     """
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}")

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sntkit.experiments import plotting
+from sntkit.experiments import plotting, style
 from sntkit.experiments.io import load_checkpoint, save_checkpoint
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -233,14 +233,14 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
     fig, ax = plotting.figure(1, 3, width=3.3)
     _rank_vs_input_dim(ax[0, 0], tables["fig6b"], "n_x", "$n_x$={}", "6B")
     c = tables["fig6c"][tables["fig6c"].status == "ok"]
-    for (_, row), style in zip(c.iterrows(), ("-", "--"), strict=False):
+    handles = [style.proxy(f"mode {k + 1}", color=style.COLORS[k]) for k in range(3)]
+    for (_, row), dash in zip(c.iterrows(), ("-", "--"), strict=False):
         modes = load_checkpoint(run.path("sweep_fig6c") / row.folder / "temporal_modes.pt")["modes"]
         for k in range(3):
-            ax[0, 1].plot(
-                modes[k].reshape(-1), style, linewidth=0.6, label=f"n_in={row.n_in}, mode {k + 1}"
-            )
+            ax[0, 1].plot(modes[k].reshape(-1), dash, color=style.COLORS[k], linewidth=0.6)
+        handles.append(style.proxy(f"$n_{{in}}$={row.n_in}", linestyle=dash))
     ax[0, 1].set(xlabel="batch × time", ylabel="√λ · mode", title="6C dominant temporal modes")
-    ax[0, 1].legend(fontsize=5)
+    style.legend_outside(ax[0, 1], "below", handles=handles, ncols=3)
     d = tables["fig6d"][tables["fig6d"].status == "ok"].sort_values("fourier")
     ax[0, 2].plot(d.fourier, d.temporal_rank, "o-")
     ax[0, 2].set(
@@ -249,6 +249,7 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
         ylabel="temporal rank",
         title="6D Fourier features ($n_{in}$=1)",
     )
+    style.grid_ticks(ax[0, 2], d.fourier)
     plotting.save(fig, run.path("fig6_transformer"))
     fig, ax = plotting.figure(1, 4, width=3.0)
     _rank_vs_input_dim(ax[0, 0], tables["fig10"], "heads", "{} heads", "10: heads")
@@ -263,7 +264,8 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
             ylabel=col.replace("_", " "),
             title=f"9: {col.split('_')[0]}",
         )
-    ax[0, 1].legend()
+        style.grid_ticks(a, w.n_in.unique())
+    style.legend_outside(ax[0, -1])
     plotting.save(fig, run.path("fig9_fig10_transformer"))
 
 
@@ -274,4 +276,5 @@ def _rank_vs_input_dim(ax, table: pd.DataFrame, by: str, label: str, title: str)
         grp = grp.sort_values("n_in")
         ax.plot(grp.n_in, grp.temporal_rank, "o-", label=label.format(value), markersize=3)
     ax.set(xscale="log", xlabel="input dimension", ylabel="temporal rank", title=title)
-    ax.legend()
+    style.grid_ticks(ax, ok.n_in.unique())
+    style.legend_outside(ax, "below", ncols=2)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from sntkit.experiments import plotting
+from sntkit.experiments import plotting, style
 from sntkit.experiments.progress import Progress
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -59,6 +59,8 @@ SCALES = {
     },
 }
 OPTIMIZERS = ("sgd", "natural_gradient_rank2")
+#: legend names of the optimizers
+_NAMES = {"sgd": "SGD", "natural_gradient_rank2": "rank-2 natural gradient"}
 
 
 def two_mode_teacher(n: int, l1: float, l2: float, seed: int) -> RNN:
@@ -193,22 +195,29 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 def _figure(run: Run, tracks: dict[str, list[dict]], targets: tuple[float, float]) -> None:
     fig, ax = plotting.figure(1, 3, width=3.3)
-    for kind, style in zip(OPTIMIZERS, ("-", "--"), strict=True):
+    dashes = dict(zip(OPTIMIZERS, ("-", "--"), strict=True))
+    modes = {1: style.COLORS[0], 2: style.COLORS[1]}
+    for kind, dash in dashes.items():
         steps = [r["step"] for r in tracks[kind]]
-        for i, color in ((1, "tab:blue"), (2, "tab:orange")):
+        for i, color in modes.items():
             vals = [r[f"eig{i}"] for r in tracks[kind]]
             for a in ax[0, :2]:
-                a.plot(steps, vals, style, color=color, label=f"{kind} mode {i}", linewidth=1)
-        ax[0, 2].semilogy(steps, [r["loss"] for r in tracks[kind]], style, label=kind)
+                a.plot(steps, vals, dash, color=color, linewidth=1)
+        ax[0, 2].semilogy(steps, [r["loss"] for r in tracks[kind]], dash, color="k")
     for a in ax[0, :2]:
         for lam in targets:
             a.axhline(lam, color="k", linestyle=":", linewidth=0.8)
         a.axhline(1.0, color="gray", linewidth=0.6)
         a.set(xlabel="step", ylabel="leading eigenvalues of W")
-    ax[0, 0].set_title("student (lines) vs teacher (dotted)")
+    ax[0, 0].set_title("student vs teacher eigenvalues")
     last = tracks["sgd"][-1]["step"]
     ax[0, 1].set(xlim=(0, max(1, last // 4)), ylim=(0.9, max(targets) + 0.15), title="zoom")
-    ax[0, 0].legend(fontsize=6)
     ax[0, 2].set(xlabel="step", ylabel="loss")
-    ax[0, 2].legend()
+    handles = [
+        *(style.proxy(f"mode {i}", color=c) for i, c in modes.items()),
+        *(style.proxy(_NAMES.get(kind, kind), linestyle=d) for kind, d in dashes.items()),
+        style.proxy("teacher eigenvalues", linestyle=":"),
+        style.proxy("|λ| = 1", color="gray"),
+    ]
+    style.legend_outside(ax[0, 2], handles=handles)
     plotting.save(fig, run.path("fig3_two_modes"))
