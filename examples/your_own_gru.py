@@ -8,7 +8,7 @@ training we report the output-NTK spectrum, the temporal and spatial effective r
 
 Task: from white-noise inputs, output the input delayed by 3 steps and its running mean.
 
-Run: python examples/your_own_gru.py [--out FIGURE.png] [--steps 300]
+Run: `python examples/your_own_gru.py --out FIGURE.png --steps 300` (both options optional).
 """
 
 from __future__ import annotations
