@@ -11,7 +11,8 @@ every ``fine_every`` steps for ``fine_window`` steps after an event). At each ch
    unstable / marginal ones, the spectral radius of the recurrent weight (parameter name
    ``recurrent_weight``; ``"auto"`` finds ``W`` of the sntkit RNN or the ``weight_hh*`` of gated
    cells and ``torch.nn`` modules, whose ``(G·N, N)`` stack gives one radius per gate block
-   ``spectral_radius[name:g]``, and ``spectral_radius`` is the largest of them), the Jacobian eigenvalue closest to the unit circle
+   ``spectral_radius[name:g]``, and ``spectral_radius`` is the largest of them), the Jacobian
+   eigenvalue closest to the unit circle
    over all points and the test functions ``det(J − I)``, ``det(J + I)`` and ``|λ|² − 1`` of its
    point (:meth:`FixedPoints.test_functions`), and whatever ``extra_metrics(params)`` returns
    (e.g. sNTK stable/participation ranks with error bars);

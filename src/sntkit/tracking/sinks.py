@@ -104,9 +104,9 @@ class TensorBoardSink:
     def log(self, row: Row) -> None:
         step = row.get("step")
         for k, v in row.items():
-            if k != "step" and isinstance(v, int | float) and not isinstance(v, bool):
-                if math.isfinite(v):
-                    self.writer.add_scalar(f"{self.prefix}/{k}", v, global_step=step)
+            numeric = isinstance(v, int | float) and not isinstance(v, bool)
+            if k != "step" and numeric and math.isfinite(v):
+                self.writer.add_scalar(f"{self.prefix}/{k}", v, global_step=step)
         if row.get("warning"):
             self.writer.add_text(f"{self.prefix}/warnings", str(row["warning"]), global_step=step)
 
