@@ -117,6 +117,10 @@ class StateSpaceNaturalGradient:
         Warm-started block power iterations per refresh.
     cold_start_tol:
         Relative residual of the cold-start :func:`~sntkit.linalg.eigsh`.
+    cold_start:
+        ``"eigsh"`` (default) or ``"random"``: a seeded random orthonormal start, as before the
+        block-Krylov cold start (its first ``update_every`` steps use poor pairs; kept to
+        compare with earlier runs).
     path:
         ``state_ntk`` path of the Fisher products (``"unrolled"``: cheapest for few probes).
     seed:
@@ -137,6 +141,7 @@ class StateSpaceNaturalGradient:
         update_every: Schedule = 10,
         power_iters: int = 1,
         cold_start_tol: float = 1e-2,
+        cold_start: str = "eigsh",
         path: str = "unrolled",
         seed: int = 0,
     ) -> None:
@@ -172,6 +177,8 @@ class StateSpaceNaturalGradient:
             raise ValueError(f"rank must be a positive int, got {rank!r}")
         if not isinstance(power_iters, int) or power_iters < 1:
             raise ValueError(f"power_iters must be a positive int, got {power_iters!r}")
+        if cold_start not in ("eigsh", "random"):
+            raise ValueError(f"cold_start must be 'eigsh' or 'random', got {cold_start!r}")
         if not 0 < cold_start_tol < 1:
             raise ValueError(f"cold_start_tol must be in (0, 1), got {cold_start_tol}")
         for h, name in ((damping, "damping"), (update_every, "update_every")):
@@ -190,6 +197,7 @@ class StateSpaceNaturalGradient:
         self.update_every = update_every
         self.power_iters = power_iters
         self.cold_start_tol = cold_start_tol
+        self.cold_start = cold_start
         self.path = path
         self.seed = seed
         #: when False, :meth:`step` leaves ``.grad`` alone and refreshes nothing
@@ -228,9 +236,12 @@ class StateSpaceNaturalGradient:
         P = ntk.num_params
         r = min(self.rank, P)
         U = self.basis
-        if U is None or U.shape != (r, P):
-            # cold start: a random subspace would need tens of power iterations to find the
-            # amplified modes, block Krylov gets them to cold_start_tol in a few block products
+        if (U is None or U.shape != (r, P)) and self.cold_start == "random":
+            g = torch.Generator().manual_seed(self.seed)
+            U = torch.linalg.qr(torch.randn(P, r, generator=g, dtype=F.dtype)).Q.T
+        elif U is None or U.shape != (r, P):
+            # a random subspace needs tens of power iterations to find the amplified modes;
+            # block Krylov gets them to cold_start_tol in a few block products
             _, U, info = eigsh(F, r, tol=self.cold_start_tol, seed=self.seed, return_info=True)
             self.matvecs += info.num_matvecs
         U = U.to(dtype=F.dtype, device=F.device)
