@@ -39,17 +39,21 @@ CHECK_EVERY, DROP_WINDOW = 50, 20
 
 def overhead(task: StudentTeacherTask, steps: int) -> dict[str, dict[str, float]]:
     h0, T = task.h0, task.steps
+    lean = {"top_k": 1, "rank_matvecs": 8, "h0": h0[:32], "path": "unrolled"}
     configs = {
-        "spectral radius + fixed points/events": {
+        "spectral radius": {"metrics": ("spectral_radius",)},
+        "top-1 eigenvalue, stable/participation ranks (32 sequences, 8 probes)": {
+            "metrics": ("eigenvalues", "ranks", "spectral_radius"),
+            **lean,
+        },
+        "fixed points and events (16 random + warm inits)": {
             "metrics": ("spectral_radius", "fixed_points"),
             "monitor_kwargs": {"num_inits": 16, "init_scale": 1.5},
         },
-        "+ top-1 eigenvalue + ranks (32 probe sequences, 8 matvecs)": {
+        "ranks + fixed points (both above)": {
             "metrics": ("eigenvalues", "ranks", "spectral_radius", "fixed_points"),
-            "top_k": 1,
-            "rank_matvecs": 8,
-            "h0": h0[:32],
             "monitor_kwargs": {"num_inits": 16, "init_scale": 1.5},
+            **lean,
         },
         "all metrics (defaults, full batch)": {"monitor_kwargs": {"init_scale": 1.5}},
     }

@@ -71,6 +71,8 @@ class Tracker:
         Constant input ``x`` ``(n_in,)`` under which fixed points are taken (default zero).
     dtype:
         Compute dtype of the sNTK (default ``h0.dtype``).
+    path:
+        :func:`~sntkit.ntk.state_ntk` path (``"unrolled"`` is cheapest for a few probes).
     seed:
         Seed of every randomized estimate (the same probes at every check).
     monitor_kwargs:
@@ -95,6 +97,7 @@ class Tracker:
         sinks: Iterable[Any] = (),
         fixed_point_input: torch.Tensor | None = None,
         dtype: torch.dtype | None = None,
+        path: str = "auto",
         seed: int = 0,
         monitor_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -123,6 +126,7 @@ class Tracker:
         self.metrics = tuple(metrics)
         self.top_k, self.eig_tol, self.rank_matvecs = top_k, eig_tol, rank_matvecs
         self.dtype = dtype
+        self.path = path
         self.seed = seed
         self.sinks = [as_sink(s) for s in sinks]
         # the monitor is built even without "fixed_points": it owns the schedule and the
@@ -165,7 +169,9 @@ class Tracker:
             msg = f"step {step}: {problem}; sNTK and fixed points skipped (diverged training?)"
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             return self._emit({"step": step, "loss": loss, "warning": msg}, [])
-        ntk = state_ntk(self.model, self.h0, self.inputs, self.steps, dtype=self.dtype)
+        ntk = state_ntk(
+            self.model, self.h0, self.inputs, self.steps, dtype=self.dtype, path=self.path
+        )
         row: dict[str, Any] = {"step": step, "loss": loss}
         op = ntk.spectral_operator
         if "eigenvalues" in self.metrics or "ranks" in self.metrics:
