@@ -62,9 +62,39 @@ class Preconditioned:
         self.opt.step()
 
 
+def interleaved(task: StudentTeacherTask, makers: dict, rounds: int, block: int = 10) -> dict:
+    """Median seconds per step, the optimizers timed in alternating blocks of ``block`` steps.
+
+    Alternation puts every optimizer under the same machine load, so their ratio survives a
+    shared, fluctuating machine; a block of 10 steps holds exactly one refresh every 10 steps.
+    """
+    states = {}
+    for name, make in makers.items():
+        student = make_student(task.h0.shape[1], seed=0)
+        states[name] = (student, make(student), [])
+    for r in range(rounds + 1):
+        for student, opt, times in states.values():
+            t0 = time.perf_counter()
+            for _ in range(block):
+                loss = task.loss(student)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if r:  # the first round is the warm-up (and the cold start)
+                times.append((time.perf_counter() - t0) / block)
+    return {name: sorted(t)[len(t) // 2] for name, (_, _, t) in states.items()}
+
+
 def main() -> None:
     ap = bench_parser()
     ap.add_argument("--steps", type=int, default=50, help="steps per timed block")
+    ap.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only the preconditioner vs SGD/Adam, in ROUNDS alternating 10-step blocks",
+    )
     args = parse(ap)
     N, B, T = (32, 64, 10) if args.quick else (64, 256, 25)
     task = StudentTeacherTask.build(N, B, T, seed=0)
@@ -106,7 +136,12 @@ def main() -> None:
         "Adam": lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
         "preconditioner rank 1, every 10 + Adam": pre(torch.optim.Adam, lr=1e-3),
     }
-    seconds = {name: time_steps(task, make, args.steps) for name, make in optimizers.items()}
+    if args.interleaved:
+        names = ("SGD", "preconditioner rank 1, every 10 + SGD", "Adam")
+        names += ("preconditioner rank 1, every 10 + Adam",)
+        seconds = interleaved(task, {n: optimizers[n] for n in names}, args.interleaved)
+    else:
+        seconds = {name: time_steps(task, make, args.steps) for name, make in optimizers.items()}
     sgd = seconds["SGD"]
     adam = seconds["Adam"]
     rows = [
