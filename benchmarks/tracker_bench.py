@@ -7,7 +7,8 @@ the training time of the same run (loss, backward, step), so machine load cancel
 ``policy``: per seed (``--seeds``), the student trained from the same initialization by plain
 SGD, by SGD under the always-on rank-1 natural-gradient preconditioner (refresh every 10 steps,
 damping 1e3: the natural-gradient reproduction's setting) and by SGD under the
-:class:`~sntkit.tracking.BifurcationAwarePolicy` (on when the sNTK stable rank < 1.5 or a
+:class:`~sntkit.tracking.BifurcationAwarePolicy` (on when the sNTK stable rank < 1.5, or
+``--rank-below``, or a
 test function < 0.05, off after the event). Bifurcation events come from a fixed-point tracker
 every 50 steps in all three runs. Reported: upward loss spikes, total variation of log-loss,
 final loss, large drops (30 % in 20 steps) and those at a bifurcation, wall time of training
@@ -77,7 +78,9 @@ def overhead(task: StudentTeacherTask, steps: int) -> dict[str, dict[str, float]
     return out
 
 
-def train(task: StudentTeacherTask, kind: str, seed: int, iterations: int) -> dict:
+def train(
+    task: StudentTeacherTask, kind: str, seed: int, iterations: int, rank_below: float = 1.5
+) -> dict:
     student = make_student(task.h0.shape[1], gain=0.85, seed=seed)
     opt = torch.optim.SGD(student.parameters(), lr=APP_B["lr"])
     pre = StateSpaceNaturalGradient(
@@ -97,7 +100,7 @@ def train(task: StudentTeacherTask, kind: str, seed: int, iterations: int) -> di
     if kind == "sgd":
         pre.enabled = False
     elif kind == "policy":
-        policy = BifurcationAwarePolicy(pre, stable_rank_below=1.5, test_below=0.05)
+        policy = BifurcationAwarePolicy(pre, stable_rank_below=rank_below, test_below=0.05)
         sinks = [policy]
         policy_tracker = Tracker(
             student,
@@ -159,6 +162,8 @@ def main() -> None:
     ap.add_argument("what", choices=("overhead", "policy"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--kinds", nargs="+", default=["sgd", "natural_gradient", "policy"])
+    ap.add_argument("--rank-below", type=float, default=1.5, help="policy's stable-rank threshold")
     args = parse(ap)
     n, B, T = (32, 64, 10) if args.quick else (APP_B["n"], APP_B["batch"], APP_B["steps_T"])
     print(f"machine: {machine()}; N={n}, B={B}, T={T}")
@@ -174,11 +179,11 @@ def main() -> None:
         result["overhead"] = res
     else:
         iterations = args.iterations or (200 if args.quick else 1500)
-        runs: dict[str, list[dict]] = {"sgd": [], "natural_gradient": [], "policy": []}
+        runs: dict[str, list[dict]] = {k: [] for k in args.kinds}
         for seed in args.seeds:
             task = StudentTeacherTask.build(n, B, T, seed=seed)
             for kind in runs:
-                runs[kind].append(train(task, kind, seed, iterations))
+                runs[kind].append(train(task, kind, seed, iterations, args.rank_below))
                 print(seed, kind, json.dumps(runs[kind][-1]), flush=True)
         summary = {k: summarize(v) for k, v in runs.items()}
         keys = list(next(iter(summary.values())))
