@@ -220,6 +220,8 @@ def test_errors_name_the_argument():
         StateSpaceNaturalGradient(gru, h0=h0, inputs=x, rank=0)
     with pytest.raises(ValueError, match="damping"):
         StateSpaceNaturalGradient(gru, h0=h0, inputs=x, damping=0.0)
+    with pytest.raises(ValueError, match="h0 has shape"):
+        StateSpaceNaturalGradient(gru, h0=h0[:, :2], inputs=x)
     with pytest.raises(ValueError, match="cold_start"):
         StateSpaceNaturalGradient(gru, h0=h0, inputs=x, cold_start="lanczos")
     with pytest.raises(ValueError, match="without model"):

@@ -192,5 +192,12 @@ def test_bad_input_names_the_argument():
         Tracker(model, h0=h0, steps=T, metrics="ranks")
     with pytest.raises(TypeError, match="sink"):
         Tracker(model, h0=h0, steps=T, sinks=[3])
-    with pytest.raises(TypeError, match="step"):
+    with pytest.raises(ValueError, match="step"):
         Tracker(model, h0=h0, steps=T).step(-1)
+    with pytest.raises(TypeError, match="step"):
+        Tracker(model, h0=h0, steps=T).step(1.0)
+    with pytest.raises(ValueError, match="h0 has shape"):
+        Tracker(model, h0=h0[:, :3], steps=T)
+    gru = nn.GRU(2, 4, batch_first=True)
+    with pytest.raises(ValueError, match="inputs have shape"):
+        Tracker(gru, h0=torch.zeros(3, 4), inputs=torch.randn(3, 6, 3))

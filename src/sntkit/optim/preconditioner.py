@@ -69,7 +69,8 @@ def split_params(params: Any) -> tuple[list[torch.Tensor], list[str] | None]:
         if isinstance(item, dict):
             if "params" not in item:
                 raise ValueError("a param group dict needs a 'params' entry")
-            sub, sub_names = split_params(item["params"])
+            group = item["params"]
+            sub, sub_names = split_params([group] if isinstance(group, torch.Tensor) else group)
             tensors += sub
             names += sub_names or []
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
@@ -210,6 +211,8 @@ class StateSpaceNaturalGradient:
         self.eigvecs: torch.Tensor | None = None  # (r, P) Ritz vectors
         self.order: list[str] | None = None  # the NTK's flattening order
         self._stale = True
+        if ntk_factory is None:
+            self.current_ntk()  # shape errors of h0/inputs now, not at the first step
 
     # ------------------------------------------------------------------ Fisher modes
     def current_ntk(

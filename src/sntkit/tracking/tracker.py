@@ -127,6 +127,7 @@ class Tracker:
         self.top_k, self.eig_tol, self.rank_matvecs = top_k, eig_tol, rank_matvecs
         self.dtype = dtype
         self.path = path
+        self._ntk()  # shape errors of h0/inputs now, not at the first check
         self.seed = seed
         self.sinks = [as_sink(s) for s in sinks]
         # the monitor is built even without "fixed_points": it owns the schedule and the
@@ -152,8 +153,10 @@ class Tracker:
 
     def step(self, step: int, loss: float | torch.Tensor | None = None) -> dict[str, Any] | None:
         """Check at ``step`` if due; returns the row (``None`` if no check was due)."""
-        if not isinstance(step, int) or step < 0:
-            raise TypeError(f"step must be a non-negative int, got {step!r}")
+        if not isinstance(step, int):
+            raise TypeError(f"step must be an int (the training step), got {type(step).__name__}")
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
         if not self.due(step):
             return None
         return self.check(step, loss)
@@ -169,9 +172,7 @@ class Tracker:
             msg = f"step {step}: {problem}; sNTK and fixed points skipped (diverged training?)"
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             return self._emit({"step": step, "loss": loss, "warning": msg}, [])
-        ntk = state_ntk(
-            self.model, self.h0, self.inputs, self.steps, dtype=self.dtype, path=self.path
-        )
+        ntk = self._ntk()
         row: dict[str, Any] = {"step": step, "loss": loss}
         op = ntk.spectral_operator
         if "eigenvalues" in self.metrics or "ranks" in self.metrics:
@@ -195,6 +196,11 @@ class Tracker:
         return self._emit(row, events)
 
     # ------------------------------------------------------------------ estimates
+    def _ntk(self) -> StateNTK:
+        return state_ntk(
+            self.model, self.h0, self.inputs, self.steps, dtype=self.dtype, path=self.path
+        )
+
     def top_eigenvalues(self, op: Operator) -> torch.Tensor:
         """Top ``top_k`` eigenvalues of ``op``, warm-started from the previous eigenvectors."""
         k = min(self.top_k, op.size_in)
