@@ -201,3 +201,17 @@ def test_bad_input_names_the_argument():
     gru = nn.GRU(2, 4, batch_first=True)
     with pytest.raises(ValueError, match="inputs have shape"):
         Tracker(gru, h0=torch.zeros(3, 4), inputs=torch.randn(3, 6, 3))
+
+
+def test_an_sntkit_run_folder_is_a_sink(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from sntkit.experiments.run import Run
+
+    model, h0, T = _rnn(seed=5)
+    run = Run(tmp_path / "run", {"seed": 0})
+    tracker = Tracker(model, h0=h0, steps=T, every=1, sinks=[run], metrics=("spectral_radius",))
+    tracker.step(0, loss=1.0)
+    tracker.step(1, loss=0.5)
+    run.flush()
+    frame = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    assert list(frame["loss"]) == [1.0, 0.5] and "spectral_radius" in frame
