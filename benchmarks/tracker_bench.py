@@ -9,9 +9,10 @@ SGD, by SGD under the always-on rank-1 natural-gradient preconditioner (refresh 
 damping 1e3: the natural-gradient reproduction's setting) and by SGD under the
 :class:`~sntkit.tracking.BifurcationAwarePolicy` (on when the sNTK stable rank is below
 ``--rank-below``, default 1.5, or a test function below 0.05; off after the event).
-Bifurcation events come from a fixed-point tracker every 50 steps in all three runs. Reported: upward loss spikes, total variation of log-loss,
-final loss, large drops (30 % in 20 steps) and those at a bifurcation, wall time of training
-(for the policy including its tracker), and the fraction of steps the preconditioner was on.
+Bifurcation events come from a fixed-point tracker every 50 steps in all three runs. Reported:
+upward loss spikes, total variation of log-loss, final loss, large drops (30 % in 20 steps) and
+those at a bifurcation, wall time of training (for the policy including its tracker), and the
+fraction of steps the preconditioner was on (``--kinds`` selects the runs).
 
     python benchmarks/tracker_bench.py overhead [--quick] [--json PATH]
     python benchmarks/tracker_bench.py policy --seeds 0 1 2 3 4 [--quick] [--json PATH]
