@@ -9,7 +9,9 @@ trained, float32). A "step" is loss, backward and ``opt.step()``; each optimizer
 * rank-1 low-rank natural gradient with the Fisher refreshed every 10 steps (the
   natural-gradient reproduction's setting), every step, and at rank 2 every 10 steps, on the
   unrolled NTK path (fastest for a handful of probes) and on the default path;
-* Shampoo (update frequency 1 and 10, SGD grafting).
+* Shampoo (update frequency 1 and 10, SGD grafting);
+* the :class:`~sntkit.optim.StateSpaceNaturalGradient` preconditioner (rank 1, refresh every 10
+  steps) in front of SGD and of Adam, against plain Adam.
 
     python benchmarks/optim_bench.py [--quick] [--json PATH]
 """
@@ -26,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from common import bench_parser, machine, parse, table
 from sntkit.ntk import state_ntk
-from sntkit.optim import LowRankNaturalGradient, Shampoo
+from sntkit.optim import LowRankNaturalGradient, Shampoo, StateSpaceNaturalGradient
 from sntkit.tasks.student_teacher import StudentTeacherTask, make_student
 
 
@@ -46,9 +48,53 @@ def time_steps(task: StudentTeacherTask, make_opt, steps: int) -> float:
     return sorted(blocks[1:])[1]
 
 
+class Preconditioned:
+    """``precond.step()`` between ``backward`` and ``opt.step()`` (the user's loop)."""
+
+    def __init__(self, pre: StateSpaceNaturalGradient, opt: torch.optim.Optimizer) -> None:
+        self.pre, self.opt = pre, opt
+
+    def zero_grad(self) -> None:
+        self.opt.zero_grad()
+
+    def step(self) -> None:
+        self.pre.step()
+        self.opt.step()
+
+
+def interleaved(task: StudentTeacherTask, makers: dict, rounds: int, block: int = 10) -> dict:
+    """Median seconds per step, the optimizers timed in alternating blocks of ``block`` steps.
+
+    Alternation puts every optimizer under the same machine load, so their ratio survives a
+    shared, fluctuating machine; a block of 10 steps holds exactly one refresh every 10 steps.
+    """
+    states = {}
+    for name, make in makers.items():
+        student = make_student(task.h0.shape[1], seed=0)
+        states[name] = (student, make(student), [])
+    for r in range(rounds + 1):
+        for student, opt, times in states.values():
+            t0 = time.perf_counter()
+            for _ in range(block):
+                loss = task.loss(student)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if r:  # the first round is the warm-up (and the cold start)
+                times.append((time.perf_counter() - t0) / block)
+    return {name: sorted(t)[len(t) // 2] for name, (_, _, t) in states.items()}
+
+
 def main() -> None:
     ap = bench_parser()
     ap.add_argument("--steps", type=int, default=50, help="steps per timed block")
+    ap.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only the preconditioner vs SGD/Adam, in ROUNDS alternating 10-step blocks",
+    )
     args = parse(ap)
     N, B, T = (32, 64, 10) if args.quick else (64, 256, 25)
     task = StudentTeacherTask.build(N, B, T, seed=0)
@@ -67,6 +113,15 @@ def main() -> None:
 
         return make
 
+    def pre(opt_cls, **kw):
+        def make(model):
+            p = StateSpaceNaturalGradient(
+                model, h0=task.h0, steps=T, rank=1, damping=1e3, update_every=10
+            )
+            return Preconditioned(p, opt_cls(model.parameters(), **kw))
+
+        return make
+
     optimizers = {
         "SGD": lambda m: torch.optim.SGD(m.parameters(), lr=5e-3),
         "NG rank 1, every 10 (unrolled)": ng(1, 10, "unrolled"),
@@ -77,12 +132,23 @@ def main() -> None:
         "Shampoo, update_freq 10": lambda m: Shampoo(
             m.parameters(), lr=5e-3, graft="sgd", update_freq=10
         ),
+        "preconditioner rank 1, every 10 + SGD": pre(torch.optim.SGD, lr=5e-3),
+        "Adam": lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
+        "preconditioner rank 1, every 10 + Adam": pre(torch.optim.Adam, lr=1e-3),
     }
-    seconds = {name: time_steps(task, make, args.steps) for name, make in optimizers.items()}
+    if args.interleaved:
+        names = ("SGD", "preconditioner rank 1, every 10 + SGD", "Adam")
+        names += ("preconditioner rank 1, every 10 + Adam",)
+        seconds = interleaved(task, {n: optimizers[n] for n in names}, args.interleaved)
+    else:
+        seconds = {name: time_steps(task, make, args.steps) for name, make in optimizers.items()}
     sgd = seconds["SGD"]
-    rows = [(name, f"{1e3 * s:.2f}", f"{s / sgd:.2f}") for name, s in seconds.items()]
+    adam = seconds["Adam"]
+    rows = [
+        (name, f"{1e3 * s:.2f}", f"{s / sgd:.2f}", f"{s / adam:.2f}") for name, s in seconds.items()
+    ]
     print(f"machine: {machine()}; N={N}, B={B}, T={T}; {args.steps} steps per block")
-    print(table(rows, ("optimizer", "ms / step", "× SGD step")))
+    print(table(rows, ("optimizer", "ms / step", "× SGD step", "× Adam step")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"N": N, "B": B, "T": T, "seconds_per_step": seconds}, f, indent=2)

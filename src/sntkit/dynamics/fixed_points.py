@@ -389,6 +389,13 @@ def _float64_params(params: Mapping[str, torch.Tensor], cell: Cell) -> dict[str,
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"params[{k!r}] must be a tensor, got {type(v).__name__}")
         out[k] = v.detach().to(torch.float64, copy=True)
+        if not bool(torch.isfinite(out[k]).all()):
+            # a NaN/inf weight makes every candidate diverge: an empty result would read as
+            # "no fixed points" rather than as the broken model it is
+            raise ValueError(
+                f"params[{k!r}] has NaN or infinite entries; fixed points are undefined — check "
+                "the training for divergence (lower the learning rate) before analysing"
+            )
     missing = [k for k, _ in cell.named_parameters() if k not in out]
     if missing:
         raise ValueError(f"params is missing entries {missing} of {type(cell).__name__}")

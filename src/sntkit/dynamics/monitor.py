@@ -9,7 +9,10 @@ every ``fine_every`` steps for ``fine_window`` steps after an event). At each ch
    point keeps a *track id* while it exists;
 2. records a flat metrics row: ``loss`` (passed in), the number of fixed points and of stable /
    unstable / marginal ones, the spectral radius of the recurrent weight (parameter name
-   ``recurrent_weight``, default ``"W"``), the Jacobian eigenvalue closest to the unit circle
+   ``recurrent_weight``; ``"auto"`` finds ``W`` of the sntkit RNN or the ``weight_hh*`` of gated
+   cells and ``torch.nn`` modules, whose ``(G·N, N)`` stack gives one radius per gate block
+   ``spectral_radius[name:g]``, and ``spectral_radius`` is the largest of them), the Jacobian
+   eigenvalue closest to the unit circle
    over all points and the test functions ``det(J − I)``, ``det(J + I)`` and ``|λ|² − 1`` of its
    point (:meth:`FixedPoints.test_functions`), and whatever ``extra_metrics(params)`` returns
    (e.g. sNTK stable/participation ranks with error bars);
@@ -22,6 +25,9 @@ every ``fine_every`` steps for ``fine_window`` steps after an event). At each ch
    ``round(step_before + s (step − step_before))`` and record both checks' steps
    (``check_before``, ``check_after``); ``s`` refers to the path between them.
 
+A check at NaN/inf parameters or loss (a diverged run) returns a row with a ``warning`` and no
+events, warns, and leaves the previous check as the reference for the next one.
+
 Per-point records (track id, location, label, critical eigenvalue, test functions) are kept in
 :attr:`BifurcationMonitor.history`. The monitor works on parameter dicts only (no module is
 built), so it can be fed interpolated or checkpointed parameters.
@@ -30,6 +36,8 @@ built), so it can be fed interpolated or checkpointed parameters.
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,7 +76,8 @@ class BifurcationMonitor:
     tol:
         Bisection tolerance in the path coordinate ``s`` (``<= 1e-3`` recommended).
     recurrent_weight:
-        Name of the square recurrent weight whose spectral radius is recorded (``None``: skip).
+        Name of the recurrent weight whose spectral radius is recorded, ``"auto"`` (see the
+        module docstring) or ``None`` (skip).
     extra_metrics:
         ``extra_metrics(params) -> dict`` merged into every row.
     num_inits, init_scale, seed:
@@ -86,7 +95,7 @@ class BifurcationMonitor:
         fine_every: int | None = None,
         fine_window: int = 0,
         tol: float = 1e-3,
-        recurrent_weight: str | None = "W",
+        recurrent_weight: str | None = "auto",
         extra_metrics: ExtraMetrics | None = None,
         num_inits: int = 64,
         init_scale: float = 1.0,
@@ -112,6 +121,7 @@ class BifurcationMonitor:
         self.num_inits = num_inits
         self.init_scale = init_scale
         self.seed = seed
+        self._warned_radius = False
         self.finder_kwargs = dict(finder_kwargs or {})
         #: ``(step, params, signature)`` of the previous check
         self.prev: tuple[int, dict[str, torch.Tensor], Signature] | None = None
@@ -169,6 +179,11 @@ class BifurcationMonitor:
             k: v.detach().to(device="cpu", dtype=torch.float64, copy=True)
             for k, v in params.items()
         }
+        problem = nonfinite(p, loss)
+        if problem:
+            msg = f"step {step}: {problem}; no fixed points or events recorded for this check"
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            return {"step": step, "loss": loss, "warning": msg}, []
         sig = Signature.of(self.fixed_points(p, trajectory))
         events: list[Bifurcation] = []
         anchor = self.anchor
@@ -217,11 +232,7 @@ class BifurcationMonitor:
             "num_unstable": fps.num_unstable,
             "num_marginal": fps.num_marginal,
         }
-        name = self.recurrent_weight
-        if name and name in params and params[name].ndim == 2:
-            W = params[name]
-            if W.shape[0] == W.shape[1]:
-                row["spectral_radius"] = float(torch.linalg.eigvals(W).abs().max())
+        row |= self.spectral_radii(params)
         if len(fps):
             near = fps.nearest_to_circle()
             i = int((near.abs() - 1).abs().argmin())
@@ -237,6 +248,40 @@ class BifurcationMonitor:
             }
             row["neimark_sacker_test"] = _finite_or_none(float(tests["neimark_sacker"][i]))
         return row
+
+    def spectral_radii(self, params: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Spectral radius of the recurrent weight (per gate block for ``(G·N, N)`` stacks)."""
+        want = self.recurrent_weight
+        if want is None:
+            return {}
+        if want == "auto":
+            names = ["W"] if "W" in params else [k for k in params if _RECURRENT.fullmatch(k)]
+        else:
+            names = [want] if want in params else []
+        out: dict[str, float] = {}
+        for name in names:
+            W = params[name]
+            if W.ndim != 2 or W.shape[0] % W.shape[1]:
+                continue
+            blocks = W.reshape(-1, W.shape[1], W.shape[1])
+            radii = torch.linalg.eigvals(blocks).abs().amax(-1)
+            if len(blocks) == 1 and len(names) == 1:
+                out["spectral_radius"] = float(radii[0])
+            else:
+                out |= {f"spectral_radius[{name}:{g}]": float(r) for g, r in enumerate(radii)}
+        if not out:
+            if not self._warned_radius:
+                warnings.warn(
+                    f"no recurrent weight {want!r} of shape (N, N) or (G·N, N) among "
+                    f"{sorted(params)}; pass recurrent_weight=<name> (or None to skip)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self._warned_radius = True
+            return {}
+        if "spectral_radius" not in out:
+            out["spectral_radius"] = max(out.values())
+        return out
 
     def _record(self, step: int, sig: Signature) -> None:
         """Assign track ids (matched to the previous check's points) and append to history."""
@@ -306,6 +351,18 @@ class BifurcationMonitor:
         margin = self.finder_kwargs.get("margin", 1e-6)
         fps = linearize(self.cell, params, entry["locations"].to(torch.float64), x, margin)
         return int(entry["step"]), params, Signature.of(fps)
+
+
+_RECURRENT = re.compile(r"weight_hh(_l\d+)?")
+
+
+def nonfinite(params: Mapping[str, torch.Tensor], loss: float | None = None) -> str:
+    """A description of NaN/inf parameters or loss (``""`` when everything is finite)."""
+    bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all())]
+    parts = [f"non-finite parameters {bad}"] if bad else []
+    if loss is not None and not math.isfinite(loss):
+        parts.append(f"non-finite loss {loss}")
+    return " and ".join(parts)
 
 
 def _finite_or_none(v: float) -> float | None:

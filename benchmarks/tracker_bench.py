@@ -1,0 +1,200 @@
+"""Tracking overhead and bifurcation-aware training on the paper-000 student-teacher task.
+
+``overhead``: SGD training (N = 64, B = 256, T = 25, float32) with a :class:`sntkit.Tracker`
+checking every 50 steps, for several metric sets; the tracking time is reported as a fraction of
+the training time of the same run (loss, backward, step), so machine load cancels.
+
+``policy``: per seed (``--seeds``), the student trained from the same initialization by plain
+SGD, by SGD under the always-on rank-1 natural-gradient preconditioner (refresh every 10 steps,
+damping 1e3: the natural-gradient reproduction's setting) and by SGD under the
+:class:`~sntkit.tracking.BifurcationAwarePolicy` (on when the sNTK stable rank is below
+``--rank-below``, default 1.5, or a test function below 0.05; off after the event).
+Bifurcation events come from a fixed-point tracker every 50 steps in all three runs (for the
+policy, the tracker that drives it, sNTK on 64 of the 256 sequences). Reported:
+upward loss spikes, total variation of log-loss, final loss, large drops (30 % in 20 steps) and
+those at a bifurcation, wall time of training (for the policy including its tracker), and the
+fraction of steps the preconditioner was on (``--kinds`` selects the runs).
+
+    python benchmarks/tracker_bench.py overhead [--quick] [--json PATH]
+    python benchmarks/tracker_bench.py policy --seeds 0 1 2 3 4 [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import bench_parser, machine, parse, table
+from sntkit.experiments.natural_gradient import smoothness
+from sntkit.optim import StateSpaceNaturalGradient
+from sntkit.tasks.student_teacher import APP_B, StudentTeacherTask, make_student
+from sntkit.tracking import BifurcationAwarePolicy, Tracker
+
+CHECK_EVERY, DROP_WINDOW = 50, 20
+
+
+def overhead(task: StudentTeacherTask, steps: int) -> dict[str, dict[str, float]]:
+    h0, T = task.h0, task.steps
+    lean = {"top_k": 1, "rank_matvecs": 8, "h0": h0[:32], "path": "unrolled"}
+    configs = {
+        "spectral radius": {"metrics": ("spectral_radius",)},
+        "top-1 eigenvalue, stable/participation ranks (32 sequences, 8 probes)": {
+            "metrics": ("eigenvalues", "ranks", "spectral_radius"),
+            **lean,
+        },
+        "fixed points and events (16 random + warm inits)": {
+            "metrics": ("spectral_radius", "fixed_points"),
+            "monitor_kwargs": {"num_inits": 16, "init_scale": 1.5},
+        },
+        "ranks + fixed points (both above)": {
+            "metrics": ("eigenvalues", "ranks", "spectral_radius", "fixed_points"),
+            "monitor_kwargs": {"num_inits": 16, "init_scale": 1.5},
+            **lean,
+        },
+        "all metrics (defaults, full batch)": {"monitor_kwargs": {"init_scale": 1.5}},
+    }
+    out = {}
+    for name, cfg in configs.items():
+        student = make_student(h0.shape[1], gain=0.85, seed=0)
+        opt = torch.optim.SGD(student.parameters(), lr=APP_B["lr"])
+        tracker = Tracker(student, h0=cfg.pop("h0", h0), steps=T, every=CHECK_EVERY, **cfg)
+        train = track = 0.0
+        for step in range(steps):
+            t0 = time.perf_counter()
+            loss = task.loss(student)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            t1 = time.perf_counter()
+            tracker.step(step, loss=float(loss.detach()))
+            train += t1 - t0
+            track += time.perf_counter() - t1
+        out[name] = {"train_s": train, "track_s": track, "fraction": track / train}
+    return out
+
+
+def train(
+    task: StudentTeacherTask, kind: str, seed: int, iterations: int, rank_below: float = 1.5
+) -> dict:
+    student = make_student(task.h0.shape[1], gain=0.85, seed=seed)
+    opt = torch.optim.SGD(student.parameters(), lr=APP_B["lr"])
+    pre = StateSpaceNaturalGradient(
+        student, h0=task.h0, steps=task.steps, rank=1, damping=1e3, update_every=10, seed=seed
+    )
+    policy_tracker = None
+    if kind == "sgd":
+        pre.enabled = False
+    elif kind == "policy":
+        # one tracker feeds the policy (ranks for "on", events for "off") and is timed
+        policy = BifurcationAwarePolicy(pre, stable_rank_below=rank_below, test_below=0.05)
+        policy_tracker = Tracker(
+            student,
+            h0=task.h0[:64],
+            steps=task.steps,
+            every=CHECK_EVERY,
+            metrics=("ranks", "eigenvalues", "spectral_radius", "fixed_points"),
+            top_k=1,
+            rank_matvecs=16,
+            sinks=[policy],
+            seed=seed,
+            monitor_kwargs={"init_scale": 1.5},
+        )
+    events_tracker = policy_tracker or Tracker(
+        student,
+        h0=task.h0,
+        steps=task.steps,
+        every=CHECK_EVERY,
+        metrics=("fixed_points",),
+        seed=seed,
+        monitor_kwargs={"init_scale": 1.5},
+    )
+    losses, on_steps, seconds = [], 0, 0.0
+    for step in range(iterations):
+        with torch.no_grad():
+            value = float(task.loss(student))
+        if policy_tracker is None:
+            events_tracker.step(step, loss=value)  # measurement only: not timed
+        t0 = time.perf_counter()
+        if policy_tracker is not None:
+            policy_tracker.step(step, loss=value)
+        loss = task.loss(student)
+        opt.zero_grad()
+        loss.backward()
+        on_steps += pre.enabled
+        pre.step()
+        opt.step()
+        seconds += time.perf_counter() - t0
+        losses.append(float(loss.detach()))
+    sm = smoothness(losses, DROP_WINDOW)
+    steps = [e["step"] for e in events_tracker.events]
+    kept = [
+        d
+        for d in sm["large_drops"]
+        if any(d[0] - CHECK_EVERY <= s <= d[1] + CHECK_EVERY for s in steps)
+    ]
+    return {
+        "upward_spikes": sm["upward_spikes"],
+        "log_loss_tv": sm["log_loss_total_variation"],
+        "final_loss": losses[-1],
+        "large_drops": len(sm["large_drops"]),
+        "drops_at_bifurcations": len(kept),
+        "events": len(steps),
+        "wall_s": seconds,
+        "fraction_on": on_steps / iterations,
+    }
+
+
+def summarize(runs: list[dict]) -> dict[str, str]:
+    out = {}
+    for key in runs[0]:
+        vals = [r[key] for r in runs]
+        med = statistics.median(vals)
+        out[key] = f"{med:.4g} [{min(vals):.4g}, {max(vals):.4g}]"
+    return out
+
+
+def main() -> None:
+    ap = bench_parser()
+    ap.add_argument("what", choices=("overhead", "policy"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--kinds", nargs="+", default=["sgd", "natural_gradient", "policy"])
+    ap.add_argument("--rank-below", type=float, default=1.5, help="policy's stable-rank threshold")
+    args = parse(ap)
+    n, B, T = (32, 64, 10) if args.quick else (APP_B["n"], APP_B["batch"], APP_B["steps_T"])
+    print(f"machine: {machine()}; N={n}, B={B}, T={T}")
+    result: dict = {"N": n, "B": B, "T": T}
+    if args.what == "overhead":
+        task = StudentTeacherTask.build(n, B, T, seed=0)
+        res = overhead(task, args.iterations or (100 if args.quick else 500))
+        rows = [
+            (k, f"{v['train_s']:.2f}", f"{v['track_s']:.2f}", f"{100 * v['fraction']:.1f} %")
+            for k, v in res.items()
+        ]
+        print(table(rows, ("tracker every 50 steps", "train s", "track s", "track / train")))
+        result["overhead"] = res
+    else:
+        iterations = args.iterations or (200 if args.quick else 1500)
+        runs: dict[str, list[dict]] = {k: [] for k in args.kinds}
+        for seed in args.seeds:
+            task = StudentTeacherTask.build(n, B, T, seed=seed)
+            for kind in runs:
+                runs[kind].append(train(task, kind, seed, iterations, args.rank_below))
+                print(seed, kind, json.dumps(runs[kind][-1]), flush=True)
+        summary = {k: summarize(v) for k, v in runs.items()}
+        keys = list(next(iter(summary.values())))
+        print(table([(k, *(summary[m][k] for m in runs)) for k in keys], ("", *runs)))
+        result |= {"runs": runs, "summary": summary, "seeds": args.seeds}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
