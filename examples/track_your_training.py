@@ -61,13 +61,12 @@ def main() -> None:
     h0 = torch.zeros(B, hidden)
     probe_x, _ = batch(16, T, g)  # a fixed probe batch for the sNTK
 
-    # the optimizer trains everything; the preconditioner acts on the GRU's parameters
-    # (the readout is passed through unpreconditioned) and rewrites .grad before Adam sees it
+    # the optimizer trains everything; the preconditioner finds the GRU inside the model, acts
+    # on its parameters (the readout is passed through) and rewrites .grad before Adam sees it;
+    # like the tracker it starts the probe batch from zeros, as torch does
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     precond = StateSpaceNaturalGradient(
-        model.rnn,
-        model.parameters(),
-        h0=h0[:16],
+        model,
         inputs=probe_x,
         rank=1,
         damping=1.0,
@@ -75,8 +74,7 @@ def main() -> None:
     )
     writer = SummaryWriter(str(out / "tb"))
     tracker = sntkit.Tracker(
-        model.rnn,
-        h0=h0[:16],
+        model,
         inputs=probe_x,
         every=args.every,
         metrics=("ranks", "eigenvalues", "spectral_radius", "fixed_points"),

@@ -73,6 +73,33 @@ def test_grad_rewrite_matches_dense_formula_and_readout_passes_through():
         assert torch.equal(p.grad, before)
 
 
+class _Wrapper(nn.Module):
+    """What a user holds: the GRU and its readout inside one module."""
+
+    def __init__(self, gru, readout):
+        super().__init__()
+        self.rnn, self.out = gru, readout
+
+
+def test_wrapper_module_with_zero_h0_preconditions_its_recurrent_part_only():
+    gru, readout, x, _, _ = _gru()
+    net = _Wrapper(gru, readout)
+    zeros = torch.zeros(x.shape[0], gru.hidden_size, dtype=DT)
+    pre = StateSpaceNaturalGradient(net, inputs=x, rank=2, damping=0.05, power_iters=40)
+    assert pre.names == [f"rnn.{n}" for n, _ in gru.named_parameters()]
+    assert pre.passthrough == list(readout.parameters())
+    (readout(gru(x, zeros[None])[0]) - 1).square().mean().backward()
+    g = torch.cat([p.grad.reshape(-1) for p in gru.parameters()])
+    readout_grads = [p.grad.clone() for p in readout.parameters()]
+    pre.step()
+    F, names = _dense_fisher(gru, zeros, x)
+    assert pre.order == [f"rnn.{n}" for n in names]
+    got = torch.cat([p.grad.reshape(-1) for p in gru.parameters()])
+    torch.testing.assert_close(got, _dense_direction(F, g, 2, 0.05), rtol=1e-7, atol=1e-10)
+    for p, before in zip(readout.parameters(), readout_grads, strict=True):
+        assert torch.equal(p.grad, before)
+
+
 def test_cold_start_is_accurate_with_one_power_iteration():
     """The first refresh (power_iters=1) gives the top Fisher eigenvalues to 1e-2 relative."""
     g = torch.Generator().manual_seed(3)

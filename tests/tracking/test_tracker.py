@@ -131,6 +131,21 @@ def test_torch_gru_gets_per_gate_spectral_radius():
     assert row["spectral_radius"] == pytest.approx(float(radii.max()))
 
 
+def test_wrapper_module_with_default_h0_equals_its_recurrent_module_from_zeros():
+    torch.manual_seed(0)
+    net = nn.Module()
+    net.rnn, net.out = nn.GRU(2, 3, batch_first=True), nn.Linear(3, 1)
+    x = torch.randn(2, 4, 2)
+    metrics = ("eigenvalues", "spectral_radius", "fixed_points")
+    wrapped = Tracker(net, inputs=x, every=1, metrics=metrics, top_k=3).step(0, loss=1.0)
+    bare = Tracker(net.rnn, h0=torch.zeros(2, 3), inputs=x, every=1, metrics=metrics, top_k=3)
+    row = bare.step(0, loss=1.0)
+    for key in ("eig_0", "eig_1", "eig_2", "spectral_radius", "num_fixed_points"):
+        assert wrapped[key] == pytest.approx(row[key], rel=1e-6), key
+    with pytest.raises(ValueError, match="candidates"):
+        Tracker(net, inputs=x, recurrent="out")
+
+
 def test_sinks_csv_parquet_tensorboard_and_callable(tmp_path):
     pd = pytest.importorskip("pandas")
     model, h0, T = _rnn(seed=3)

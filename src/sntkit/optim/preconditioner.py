@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from sntkit.linalg import eigsh
+from sntkit.models.resolve import resolve_model
 from sntkit.ntk.state_ntk import StateNTK, state_ntk
 
 Schedule = float | int | Callable[[int], float]
@@ -94,17 +95,18 @@ class StateSpaceNaturalGradient:
     Parameters
     ----------
     model:
-        The recurrent model whose state-space Fisher is used: an sntkit cell or a
-        ``torch.nn.RNN``/``GRU``/``LSTM`` (anything :func:`sntkit.ntk.state_ntk` accepts). It is
-        never modified. ``None`` when ``params`` carries names and ``ntk_factory`` is given.
+        The model whose state-space Fisher is used: an sntkit cell, a ``torch.nn.RNN``/``GRU``/
+        ``LSTM``, or a wrapper holding one (anything :func:`sntkit.ntk.state_ntk` accepts; the
+        parameters of its recurrent module are preconditioned). It is never modified. ``None``
+        when ``params`` carries names and ``ntk_factory`` is given.
     params:
         What the optimizer trains: ``model.parameters()``, param groups or ``(name, tensor)``
         pairs (default: ``model.parameters()``). Those that are parameters of ``model`` are
         preconditioned, the others passed through; parameters of ``model`` not listed here are
         held fixed in the Fisher.
     h0, inputs, steps:
-        The batch the Fisher is taken on (``h0`` ``(B, N)``; ``inputs`` ``(B, T, n_in)`` or
-        ``steps=T`` for autonomous models); :meth:`step` may pass a new batch.
+        The batch the Fisher is taken on (``h0`` ``(B, N)``, default zeros; ``inputs``
+        ``(B, T, n_in)`` or ``steps=T`` for autonomous models); :meth:`step` may pass a new batch.
     ntk_factory:
         Instead of ``h0``: a callable returning the :class:`~sntkit.ntk.StateNTK` at the current
         parameters, trained names equal to the preconditioned names.
@@ -156,7 +158,10 @@ class StateSpaceNaturalGradient:
             params = model.parameters()
         tensors, names = split_params(params)
         if model is not None:
-            owned = {id(p): n for n, p in model.named_parameters()}
+            # the state-space Fisher sees the recurrent module's parameters only; a wrapper's
+            # readout (or anything else) is passed through, under the wrapper's own names
+            prefix = resolve_model(model).prefix
+            owned = {id(p): n for n, p in model.named_parameters() if n.startswith(prefix)}
             pre = [(owned[id(p)], p) for p in tensors if id(p) in owned]
             if not pre:
                 raise ValueError(
@@ -170,8 +175,11 @@ class StateSpaceNaturalGradient:
             )
         else:
             pre = list(zip(names, tensors, strict=True))
-        if ntk_factory is None and (model is None or h0 is None):
-            raise ValueError("give h0 (and inputs or steps) for the Fisher batch, or ntk_factory")
+        if ntk_factory is None and (model is None or (inputs is None and steps is None)):
+            raise ValueError(
+                "give the Fisher batch (inputs, or steps=T for an autonomous model; h0 defaults "
+                "to zeros) or ntk_factory"
+            )
         if ntk_factory is not None and not callable(ntk_factory):
             raise TypeError("ntk_factory must be a callable returning the current StateNTK")
         if not isinstance(rank, int) or rank < 1:
@@ -230,7 +238,7 @@ class StateSpaceNaturalGradient:
     def refresh(self, ntk: StateNTK) -> None:
         """Update the top-``r`` pairs of ``F = J^* J`` of ``ntk`` (cold or warm start)."""
         F = ntk.fisher
-        names = ntk.trainable
+        names = [ntk.param_prefix + n for n in ntk.trainable]  # the model's qualified names
         if sorted(names) != sorted(self.names):
             raise ValueError(
                 f"the NTK trains {list(names)} but the preconditioner holds {self.names}; build "

@@ -41,6 +41,7 @@ from torch import nn
 from sntkit.dynamics.monitor import BifurcationMonitor, nonfinite
 from sntkit.linalg import effective_rank, eigsh, trace
 from sntkit.linalg.orthogonal import orth_against
+from sntkit.models.resolve import resolve_model
 from sntkit.ntk.state_ntk import StateNTK, state_ntk
 from sntkit.operators import Operator
 
@@ -53,10 +54,15 @@ class Tracker:
     Parameters
     ----------
     model:
-        The recurrent model (anything :func:`sntkit.ntk.state_ntk` accepts: sntkit cells,
-        ``torch.nn.RNN``/``GRU``/``LSTM``). Read, never modified.
+        The model, as :func:`sntkit.ntk.state_ntk` accepts it: an sntkit cell, a
+        ``torch.nn.RNN``/``GRU``/``LSTM``, or a wrapper module holding one of them (found by
+        :func:`~sntkit.models.resolve_model`; fixed points are those of that recurrent module).
+        Read, never modified.
     h0, inputs, steps:
-        The fixed probe batch: ``h0`` ``(B, N)``; ``inputs`` ``(B, T, n_in)`` or ``steps=T``.
+        The fixed probe batch: ``h0`` ``(B, N)`` (or torch's ``(num_layers, B, N)``; ``None``:
+        zeros, as torch does); ``inputs`` ``(B, T, n_in)`` or ``steps=T``.
+    recurrent:
+        Name of the recurrent submodule when a wrapper holds several.
     every, fine_every, fine_window:
         Check interval; denser interval for ``fine_window`` steps after an event.
     metrics:
@@ -70,7 +76,7 @@ class Tracker:
     fixed_point_input:
         Constant input ``x`` ``(n_in,)`` under which fixed points are taken (default zero).
     dtype:
-        Compute dtype of the sNTK (default ``h0.dtype``).
+        Compute dtype of the sNTK (default: that of ``h0``, else of the model).
     path:
         :func:`~sntkit.ntk.state_ntk` path (``"unrolled"`` is cheapest for a few probes).
     seed:
@@ -84,9 +90,10 @@ class Tracker:
         self,
         model: nn.Module,
         *,
-        h0: torch.Tensor,
+        h0: torch.Tensor | None = None,
         inputs: torch.Tensor | None = None,
         steps: int | None = None,
+        recurrent: str | None = None,
         every: int = 50,
         fine_every: int | None = None,
         fine_window: int = 0,
@@ -105,11 +112,14 @@ class Tracker:
 
         if not isinstance(model, nn.Module):
             raise TypeError(
-                "model must be the recurrent torch module (an sntkit cell or torch.nn.RNN/GRU/"
-                f"LSTM), got {type(model).__name__}"
+                "model must be a torch module (an sntkit cell, torch.nn.RNN/GRU/LSTM, or a "
+                f"wrapper holding one), got {type(model).__name__}"
             )
-        if not isinstance(h0, torch.Tensor) or h0.ndim != 2:
-            raise ValueError("h0 must be a (B, N) tensor of initial states")
+        if h0 is not None and not isinstance(h0, torch.Tensor):
+            raise TypeError(
+                f"h0 must be a tensor of initial states or None, got {type(h0).__name__}"
+            )
+        self.recurrent = resolve_model(model, recurrent).recurrent
         if inputs is None and steps is None:
             raise ValueError("give inputs (B, T, n_in) or steps=T for an autonomous model")
         if isinstance(metrics, str):
@@ -121,8 +131,9 @@ class Tracker:
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         if not isinstance(rank_matvecs, int) or rank_matvecs < 4:
             raise ValueError(f"rank_matvecs must be an int >= 4, got {rank_matvecs!r}")
-        self.model = model
-        self.h0, self.inputs, self.steps = h0.detach(), inputs, steps
+        self.model, self.recurrent_name = model, recurrent
+        self.h0 = None if h0 is None else h0.detach()
+        self.inputs, self.steps = inputs, steps
         self.metrics = tuple(metrics)
         self.top_k, self.eig_tol, self.rank_matvecs = top_k, eig_tol, rank_matvecs
         self.dtype = dtype
@@ -133,7 +144,7 @@ class Tracker:
         # the monitor is built even without "fixed_points": it owns the schedule and the
         # recurrent-weight detection; only "fixed_points" calls its (expensive) check
         self.monitor = BifurcationMonitor(
-            model,
+            self.recurrent,
             x=fixed_point_input,
             every=every,
             fine_every=fine_every,
@@ -166,8 +177,9 @@ class Tracker:
         t0 = time.perf_counter()
         if isinstance(loss, torch.Tensor):
             loss = float(loss.detach())
-        params = {k: v.detach() for k, v in self.model.named_parameters()}
-        problem = nonfinite(params, loss)
+        params = {k: v.detach() for k, v in self.recurrent.named_parameters()}
+        everything = {k: v.detach() for k, v in self.model.named_parameters()}
+        problem = nonfinite(everything, loss)
         if problem:
             msg = f"step {step}: {problem}; sNTK and fixed points skipped (diverged training?)"
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
@@ -198,7 +210,13 @@ class Tracker:
     # ------------------------------------------------------------------ estimates
     def _ntk(self) -> StateNTK:
         return state_ntk(
-            self.model, self.h0, self.inputs, self.steps, dtype=self.dtype, path=self.path
+            self.model,
+            self.h0,
+            self.inputs,
+            self.steps,
+            recurrent=self.recurrent_name,
+            dtype=self.dtype,
+            path=self.path,
         )
 
     def top_eigenvalues(self, op: Operator) -> torch.Tensor:
