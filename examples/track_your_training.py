@@ -2,8 +2,8 @@
 and tracked by ``sntkit.Tracker`` (sNTK ranks with error bars, eigenvalues, spectral radius, fixed
 points and bifurcations) into TensorBoard, a CSV file and a figure.
 
-Run: python examples/track_your_training.py [--steps 600] [--out runs/track_your_training]
-     tensorboard --logdir runs/track_your_training/tb
+Run: `python examples/track_your_training.py --steps 600 --out runs/track_your_training`
+(both options optional), then `tensorboard --logdir runs/track_your_training/tb`.
 
 The task: recall the sign of the first input pulse at the end of the sequence (a memory task
 whose solution needs a pair of attracting fixed points, i.e. a learned pitchfork bifurcation).
