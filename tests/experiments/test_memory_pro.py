@@ -145,10 +145,11 @@ def test_model_defaults_and_bad_numbers():
         resolve(cfg | {"shampoo_lr": "-1"})
 
 
-@pytest.mark.parametrize("model", ["gru", "leaky_rnn"])
-def test_tiny_memory_pro_run_writes_every_output(tmp_path, model):
+@pytest.mark.parametrize(("model", "spectra"), [("gru", True), ("leaky_rnn", False)])
+def test_tiny_memory_pro_run_writes_every_output(tmp_path, model, spectra):
     out = tmp_path / "mp"
     args = ["reproduce", "memory-pro", "--out", str(out), f"--set=model={model}"]
+    args += [f"--set=init_spectra={spectra}"]
     args += [f"--set={k}={v}" for k, v in TINY.items()]
     assert main(args) == 0
     for name in (
@@ -167,7 +168,9 @@ def test_tiny_memory_pro_run_writes_every_output(tmp_path, model):
         assert keys <= set(summary[run])
         assert len(summary[run]["output_mode_alignment_final"]) == 3
     assert "escape_step" in summary["network1_shampoo"]
-    assert "modes_95_core" in summary["network1_init"] and "shampoo_escape_step" in summary
+    assert ("modes_95_core" in summary["network1_init"]) == spectra
+    assert "zero_input_stable_nontrivial_fixed_points" in summary["network2_init"]
+    assert "shampoo_escape_step" in summary
     assert set(summary["ntk_target_alignment_mode3_init"]) == {"network1", "network2"}
     assert summary["settings"]["model"] == model
     assert summary["settings"]["shampoo"] == "torch_optimizer"
