@@ -568,7 +568,7 @@ def _spectra_panels(ax_c: Any, ax_d: Any, outputs: dict[str, Any]) -> None:
             cum = init[f"cumvar_{name}"]
             ax_c.plot(range(1, len(cum) + 1), cum, ls, color=c, label=f"{net} {label}")
     ax_c.set(title="3C temporal spectra at init", xlabel="modes", ylabel="cumulative variance")
-    ax_c.legend(fontsize=6, loc="lower right")
+    ax_c.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     modes = torch.tensor(outputs["network1_init"]["ntk_modes"])
     for k in range(min(3, modes.shape[0])):
         for b in range(modes.shape[1]):
