@@ -1,4 +1,5 @@
-"""Shampoo against a dense float64 reference; the exponent −1/(2·order) convention."""
+"""Shampoo against a dense float64 reference: the textbook −1/(2·order) variant and the
+−1/order variant of ``torch_optimizer`` (also checked against the package itself)."""
 
 import pytest
 import torch
@@ -98,6 +99,67 @@ def test_bad_hyperparameters():
         {"momentum": 1.0},
         {"beta2": 1.5},
         {"graft": "adam"},
+        {"variant": "adam"},
     ):
         with pytest.raises(ValueError):
             Shampoo(p, **kw)
+
+
+def test_torch_optimizer_variant_matrix_is_L_half_G_R_half_with_sequential_statistics():
+    """−1/order with the right statistic built from ``L^{-1/2} G`` (the package's rule)."""
+    g = torch.Generator().manual_seed(3)
+    W = torch.nn.Parameter(torch.randn(4, 3, generator=g, dtype=DT))
+    opt = Shampoo([W], lr=0.1, eps=1e-3, variant="torch_optimizer")
+    L, R = 1e-3 * torch.eye(4, dtype=DT), 1e-3 * torch.eye(3, dtype=DT)
+    expected = W.detach().clone()
+    for _ in range(3):
+        G = torch.randn(4, 3, generator=g, dtype=DT)
+        W.grad = G.clone()
+        opt.step()
+        L = L + G @ G.T
+        LG = _root(L, 2) @ G
+        R = R + LG.T @ LG
+        expected = expected - 0.1 * LG @ _root(R, 2)
+    torch.testing.assert_close(W.detach(), expected)
+
+
+def test_torch_optimizer_variant_vector_is_full_inverse_and_order3_uses_one_third():
+    b = torch.nn.Parameter(torch.zeros(3, dtype=DT))
+    g1 = torch.tensor([1.0, 2.0, 0.0], dtype=DT)
+    b.grad = g1.clone()
+    Shampoo([b], lr=1.0, eps=1e-2, variant="torch_optimizer").step()
+    L1 = 1e-2 * torch.eye(3, dtype=DT) + torch.outer(g1, g1)
+    torch.testing.assert_close(b.detach(), -torch.linalg.solve(L1, g1))
+
+    g = torch.Generator().manual_seed(4)
+    X = torch.nn.Parameter(torch.randn(2, 3, 4, generator=g, dtype=DT))
+    G = torch.randn(2, 3, 4, generator=g, dtype=DT)
+    X.grad = G.clone()
+    before = X.detach().clone()
+    Shampoo([X], lr=1.0, eps=1e-2, variant="torch_optimizer").step()
+    U = G
+    for mode in range(3):
+        Um = torch.movedim(U, mode, 0).reshape(U.shape[mode], -1)
+        root = _root(1e-2 * torch.eye(U.shape[mode], dtype=DT) + Um @ Um.T, 3)
+        U = torch.movedim(torch.tensordot(root, U, dims=([1], [mode])), 0, mode)
+    torch.testing.assert_close(before - X.detach(), U)
+
+
+@pytest.mark.parametrize("update_freq", [1, 3])
+def test_torch_optimizer_variant_matches_the_package(update_freq):
+    """Same trajectory as ``torch_optimizer.Shampoo`` (momentum 0, its defaults otherwise)."""
+    torch_optimizer = pytest.importorskip("torch_optimizer")
+    g = torch.Generator().manual_seed(5)
+    shapes = [(5, 4), (4,), (2, 3, 2)]
+    ours = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=DT)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    a = Shampoo(ours, lr=0.05, eps=1e-4, update_freq=update_freq, variant="torch_optimizer")
+    b = torch_optimizer.Shampoo(theirs, lr=0.05, epsilon=1e-4, update_freq=update_freq)
+    for _ in range(7):
+        grads = [torch.randn(s, generator=g, dtype=DT) for s in shapes]
+        for p, q, G in zip(ours, theirs, grads, strict=True):
+            p.grad, q.grad = G.clone(), G.clone()
+        a.step()
+        b.step()
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-9, atol=1e-11)

@@ -9,7 +9,8 @@ A trial has three fixed-length periods — stimulus, memory, response (30 steps 
   during the response period and is 0 before (sntkit's choice where the paper is silent);
 * every step and channel is scored (the mask is all ones; a mask is returned for custom losses);
 * training inputs get Gaussian noise of variance ``noise_var = 3.2`` on every input channel
-  (std ≈ 1.79); evaluation inputs are noise-free.
+  (std ≈ 1.79; the paper's text — the authors' code uses std 0.1·√2, variance 0.02, drawn once
+  for a fixed training set); evaluation inputs are noise-free.
 
 ``MemoryPro.fixed_angles(n, seed)`` draws the paper's fixed set of 5,000 task inputs;
 :meth:`MemoryPro.batch` builds a batch from given angles (fresh noise each call).
