@@ -19,9 +19,10 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+from torch.func import jvp
 
 from sntkit.models.activations import Activation, get_activation
-from sntkit.models.cell import Cell
+from sntkit.models.cell import Cell, StepJacobian
 from sntkit.models.init import init_parameters_
 from sntkit.models.sites import Params, SiteUse
 
@@ -117,6 +118,26 @@ class RNN(Cell):
         if self.leak is not None:
             new = (1.0 - self.leak) * h + self.leak * new
         return new, sites
+
+    def step_jacobian(
+        self, params: Params, h: torch.Tensor, x: torch.Tensor | None
+    ) -> StepJacobian:
+        """``A = (1 − α) I + α W diag(φ'(h))`` (post) or ``(1 − α) I + diag(α φ'(z)) W`` (pre).
+
+        ``∂f/∂δ`` is ``α I`` (post) or ``diag(α φ'(z))`` (pre). ``φ'`` is the JVP of the
+        elementwise ``φ`` along ones, so custom activations need no derivative of their own.
+        """
+        alpha = 1.0 if self.leak is None else self.leak
+        c = 1.0 - alpha
+        W = params["W"]
+        if self.form == "post":
+            dphi = jvp(self.phi, (h,), (torch.ones_like(h),))[1]
+            return StepJacobian(alpha * W if alpha != 1.0 else W, None, dphi, c, alpha)
+        z = self.preactivation(params, {**self.base_sites(h, x), "h": h}, "a", None)
+        left = jvp(self.phi, (z,), (torch.ones_like(z),))[1]
+        if alpha != 1.0:
+            left = alpha * left
+        return StepJacobian(W, left, None, c, left)
 
     def extra_repr(self) -> str:
         return (

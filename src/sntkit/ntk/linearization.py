@@ -31,11 +31,22 @@ from sntkit.ntk.trajectory import Trajectory
 
 Lifted = list[torch.Tensor]  # time-major (T, B, k, n_g) per pre-activation group
 
+#: Bytes of one time chunk ``(c, B, k, N)`` of the fused ``J``/``J^*`` kernels: the site GEMM
+#: writes a chunk that the recursion then updates while it is still in cache.
+CHUNK_BYTES = 2**20
+
 
 class CellLinearization:
     """Kernels of ``P``, ``D_θ f``, ``D_δ f`` and the site map (see module docstring)."""
 
-    def __init__(self, cell: Cell, space: ParameterSpace, traj: Trajectory, path: str) -> None:
+    def __init__(
+        self,
+        cell: Cell,
+        space: ParameterSpace,
+        traj: Trajectory,
+        path: str,
+        closed_form: bool = True,
+    ) -> None:
         self.cell, self.space = cell, space
         self.params = space.params
         self.prev = traj.prev  # (B, T, N)
@@ -43,7 +54,7 @@ class CellLinearization:
         # time-major primal copies with their own storage (see PropagatorKernel)
         self.prev_tm = traj.prev.transpose(0, 1).contiguous()
         self.inputs_tm = None if traj.inputs is None else traj.inputs.transpose(0, 1).contiguous()
-        self.prop = PropagatorKernel(cell, self.params, self.prev, self.inputs, path)
+        self.prop = PropagatorKernel(cell, self.params, self.prev, self.inputs, path, closed_form)
         self._theta_vjp = None
         self._offset_vjp = None
         self.weight_based = cell.site_uses is not None and set(space.names) <= {
@@ -51,6 +62,12 @@ class CellLinearization:
         }
         if self.weight_based:
             self._init_sites(traj)
+        # one group whose D_δ f and A_t are closed-form: J and J^* run time-chunked, no autograd
+        self.fused = (
+            self.weight_based
+            and self.group_sizes == [cell.n_state]
+            and self.prop.jac is not None
+        )
 
     # ------------------------------------------------------------------ site map
     def _init_sites(self, traj: Trajectory) -> None:
@@ -69,33 +86,50 @@ class CellLinearization:
             start += self.space.numels[n]
         self._param_slices = offsets
 
-    def site_fwd_tm(self, V: torch.Tensor) -> Lifted:
-        """``S``: ``(k, P)`` -> lifted, one GEMM ``V_g [δW_g]^T`` per group over pairs × probes."""
-        T, B = self.prev_tm.shape[:2]
+    def _site_weights(self, V: torch.Tensor) -> list[torch.Tensor]:
+        """``(k, P)`` -> per group the stacked weight blocks ``[δW_g]`` as ``(k·n_g, m_g)``."""
         k = V.shape[0]
         d = self.space.unflatten(V)  # name -> (k, *shape)
         out = []
         for g, n in zip(self.groups, self.group_sizes, strict=True):
             blocks = [d[u.param][:, u.rows] for u in self.ws.uses[g]]
             Wg = torch.cat([w if w.ndim == 3 else w[..., None] for w in blocks], dim=-1)
-            # (T·B, m) @ (m, k·n): rows are pairs, columns probe-major then unit
-            out.append((self.site_mats[g] @ Wg.reshape(k * n, -1).T).view(T, B, k, n))
+            out.append(Wg.reshape(k * n, -1))
         return out
 
-    def site_adj_tm(self, U: Lifted) -> torch.Tensor:
-        """``S^*``: lifted -> ``(k, P)``, one GEMM ``[U_g]^T V_g`` per group."""
-        T, B, k, _ = U[0].shape
-        out = U[0].new_zeros(k, self.space.size)
+    def _site_grads(self, G: list[torch.Tensor]) -> torch.Tensor:
+        """Per group ``(k, n_g, m_g)`` products ``[U_g]^T V_g`` -> ``(k, P)`` by weight block."""
+        k = G[0].shape[0]
+        out = G[0].new_zeros(k, self.space.size)
         grads = {
             name: out[:, a:b].view(k, *self.space.shapes[name])
             for name, (a, b) in self._param_slices.items()
         }
-        for g, Ug, n in zip(self.groups, U, self.group_sizes, strict=True):
-            G = (Ug.reshape(T * B, k * n).T @ self.site_mats[g]).view(k, n, -1)  # (k, n_g, m_g)
-            for u, Gu in zip(self.ws.uses[g], G.split(self.ws.widths[g], dim=-1), strict=True):
+        for g, Gg in zip(self.groups, G, strict=True):
+            for u, Gu in zip(self.ws.uses[g], Gg.split(self.ws.widths[g], dim=-1), strict=True):
                 target = grads[u.param][:, u.rows]
                 target += Gu if target.ndim == 3 else Gu[..., 0]
         return out
+
+    def site_fwd_tm(self, V: torch.Tensor) -> Lifted:
+        """``S``: ``(k, P)`` -> lifted, one GEMM ``V_g [δW_g]^T`` per group over pairs × probes."""
+        T, B = self.prev_tm.shape[:2]
+        k = V.shape[0]
+        # (T·B, m) @ (m, k·n): rows are pairs, columns probe-major then unit
+        return [
+            (self.site_mats[g] @ Wg.T).view(T, B, k, n)
+            for g, n, Wg in zip(self.groups, self.group_sizes, self._site_weights(V), strict=True)
+        ]
+
+    def site_adj_tm(self, U: Lifted) -> torch.Tensor:
+        """``S^*``: lifted -> ``(k, P)``, one GEMM ``[U_g]^T V_g`` per group."""
+        T, B, k, _ = U[0].shape
+        return self._site_grads(
+            [
+                (Ug.reshape(T * B, k * n).T @ self.site_mats[g]).view(k, n, -1)
+                for g, Ug, n in zip(self.groups, U, self.group_sizes, strict=True)
+            ]
+        )
 
     # ------------------------------------------------------------------ D_δ f
     def _offset_step(self, *offsets: torch.Tensor) -> torch.Tensor:
@@ -168,12 +202,60 @@ class CellLinearization:
         return self.theta_adj_tm(to_time_major(E))
 
     # ------------------------------------------------------------------ compositions
+    def _chunk_steps(self, k: int) -> int:
+        """Time steps per chunk so that a ``(chunk, B, k, N)`` block stays in cache."""
+        T, B, N = self.prev_tm.shape
+        return max(1, min(T, CHUNK_BYTES // (B * k * N * self.prev_tm.element_size())))
+
+    def _fused_jacobian_fwd(self, V: torch.Tensor) -> torch.Tensor:
+        """``J`` chunk by chunk in time: site GEMM, ``D_δ f`` and ``P`` while the chunk is hot."""
+        T, B, N = self.prev_tm.shape
+        k = V.shape[0]
+        S, (Wg,), jac = self.site_mats[self.groups[0]], self._site_weights(V), self.prop.jac
+        assert jac is not None
+        Y = S.new_empty(T, B, k, N)
+        c = self._chunk_steps(k)
+        for t0 in range(0, T, c):
+            t1 = min(T, t0 + c)
+            Yc = Y[t0:t1]
+            torch.mm(S[t0 * B : t1 * B], Wg.T, out=Yc.view(-1, k * N))
+            if isinstance(jac.offset, torch.Tensor):
+                Yc.mul_(jac.offset[t0:t1, :, None])
+            elif jac.offset != 1.0:
+                Yc.mul_(jac.offset)
+            self.prop.forward_(Y, range(max(t0, 1), t1))
+        return Y
+
+    def _fused_jacobian_adj(self, E: torch.Tensor) -> torch.Tensor:
+        """``J^*`` chunk by chunk backward in time: ``P^*``, then ``D_δ f^*`` and the site GEMM
+        accumulated while the chunk is hot (overwrites ``E``)."""
+        T, B, k, N = E.shape
+        S, jac = self.site_mats[self.groups[0]], self.prop.jac
+        assert jac is not None
+        G = E.new_zeros(k * N, S.shape[1])
+        c = self._chunk_steps(k)
+        for t1 in range(T, 0, -c):
+            t0 = max(0, t1 - c)
+            self.prop.adjoint_(E, range(min(t1, T - 1) - 1, t0 - 1, -1))
+            # E[t0] still feeds the next chunk's recursion: scale a copy, not E itself
+            Ec = E[t0:t1]
+            if isinstance(jac.offset, torch.Tensor):
+                Ec = Ec * jac.offset[t0:t1, :, None]
+            G.addmm_(Ec.view(-1, k * N).T, S[t0 * B : t1 * B])
+        if not isinstance(jac.offset, torch.Tensor) and jac.offset != 1.0:
+            G.mul_(jac.offset)
+        return self._site_grads([G.view(k, N, -1)])
+
     def jacobian_fwd_tm(self, V: torch.Tensor) -> torch.Tensor:
         """``J = P D_θ f``: ``(k, P)`` -> time-major ``(T, B, k, N)``."""
+        if self.fused:
+            return self._fused_jacobian_fwd(V)
         return self.prop.forward_(self.theta_fwd_tm(V))
 
     def jacobian_adj_tm(self, E: torch.Tensor) -> torch.Tensor:
         """``J^* = D_θ f^* P^*``: time-major ``(T, B, k, N)`` -> ``(k, P)`` (overwrites ``E``)."""
+        if self.fused:
+            return self._fused_jacobian_adj(E)
         return self.theta_adj_tm(self.prop.adjoint_(E))
 
     def jacobian_fwd(self, V: torch.Tensor) -> torch.Tensor:
