@@ -19,9 +19,8 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
-from torch.func import jvp
 
-from sntkit.models.activations import Activation, get_activation
+from sntkit.models.activations import Activation, derivative, get_activation
 from sntkit.models.cell import Cell, StepJacobian
 from sntkit.models.init import init_parameters_
 from sntkit.models.sites import Params, SiteUse
@@ -124,17 +123,17 @@ class RNN(Cell):
     ) -> StepJacobian:
         """``A = (1 − α) I + α W diag(φ'(h))`` (post) or ``(1 − α) I + diag(α φ'(z)) W`` (pre).
 
-        ``∂f/∂δ`` is ``α I`` (post) or ``diag(α φ'(z))`` (pre). ``φ'`` is the JVP of the
-        elementwise ``φ`` along ones, so custom activations need no derivative of their own.
+        ``∂f/∂δ`` is ``α I`` (post) or ``diag(α φ'(z))`` (pre); ``φ'`` by
+        :func:`~sntkit.models.activations.derivative`, so custom activations need none.
         """
         alpha = 1.0 if self.leak is None else self.leak
         c = 1.0 - alpha
         W = params["W"]
         if self.form == "post":
-            dphi = jvp(self.phi, (h,), (torch.ones_like(h),))[1]
+            dphi = derivative(self.phi, h)
             return StepJacobian(alpha * W if alpha != 1.0 else W, None, dphi, c, alpha)
         z = self.preactivation(params, {**self.base_sites(h, x), "h": h}, "a", None)
-        left = jvp(self.phi, (z,), (torch.ones_like(z),))[1]
+        left = derivative(self.phi, z)
         if alpha != 1.0:
             left = alpha * left
         return StepJacobian(W, left, None, c, left)

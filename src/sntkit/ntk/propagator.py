@@ -110,29 +110,45 @@ class PropagatorKernel:
             return g(Z[:, 0])[0][:, None]
         return vmap(lambda u: g(u)[0], in_dims=1, out_dims=1)(Z)
 
-    def _closed_jvp(self, t: int, src: torch.Tensor, dst: torch.Tensor) -> None:
-        """``dst += A_t src`` on ``(B, k, N)`` blocks from the closed form (no autograd)."""
+    def _closed_jvp(self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor) -> None:
+        """``dst += A_t src`` on ``(B, k, N)`` blocks from the closed form (no autograd).
+
+        ``buf`` is a ``(B·k, N)`` workspace reused across steps: a fresh temporary of this size
+        per step is a page-faulting allocation that costs as much as the GEMM.
+        """
         j = self.jac
         assert j is not None
         N = src.shape[-1]
-        X = src if j.right is None else src * j.right[t, :, None]
         if j.left is None:
-            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix.T)
+            X = (
+                src.view(-1, N)
+                if j.right is None
+                else torch.mul(src, j.right[t, :, None], out=buf.view_as(src)).view(-1, N)
+            )
+            dst.view(-1, N).addmm_(X, j.matrix.T)
         else:
-            dst.addcmul_((X.view(-1, N) @ j.matrix.T).view_as(dst), j.left[t, :, None])
+            X = src if j.right is None else src * j.right[t, :, None]
+            torch.mm(X.view(-1, N), j.matrix.T, out=buf)
+            dst.addcmul_(buf.view_as(dst), j.left[t, :, None])
         if j.identity:
             dst.add_(src, alpha=j.identity)
 
-    def _closed_vjp(self, t: int, src: torch.Tensor, dst: torch.Tensor) -> None:
-        """``dst += A_t^T src`` on ``(B, k, N)`` blocks from the closed form (no autograd)."""
+    def _closed_vjp(self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor) -> None:
+        """``dst += A_t^T src`` on ``(B, k, N)`` blocks (see :meth:`_closed_jvp`)."""
         j = self.jac
         assert j is not None
         N = src.shape[-1]
-        X = src if j.left is None else src * j.left[t, :, None]
         if j.right is None:
-            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix)
+            X = (
+                src.view(-1, N)
+                if j.left is None
+                else torch.mul(src, j.left[t, :, None], out=buf.view_as(src)).view(-1, N)
+            )
+            dst.view(-1, N).addmm_(X, j.matrix)
         else:
-            dst.addcmul_((X.view(-1, N) @ j.matrix).view_as(dst), j.right[t, :, None])
+            X = src if j.left is None else src * j.left[t, :, None]
+            torch.mm(X.view(-1, N), j.matrix, out=buf)
+            dst.addcmul_(buf.view_as(dst), j.right[t, :, None])
         if j.identity:
             dst.add_(src, alpha=j.identity)
 
@@ -142,9 +158,12 @@ class PropagatorKernel:
         ``steps`` (ascending, default ``1..T-1``) restricts the recursion to those ``t`` (each
         needs ``Y[t-1]`` final), which lets callers interleave it with work on time chunks.
         """
+        buf = (
+            Y.new_empty(Y[0].numel() // Y.shape[-1], Y.shape[-1]) if self.jac is not None else None
+        )
         for t in range(1, Y.shape[0]) if steps is None else steps:
-            if self.jac is not None:
-                self._closed_jvp(t, Y[t - 1], Y[t])
+            if buf is not None:
+                self._closed_jvp(t, Y[t - 1], Y[t], buf)
             elif self.A is not None:
                 Y[t].baddbmm_(Y[t - 1], self.A[t].transpose(1, 2))
             else:
@@ -156,9 +175,12 @@ class PropagatorKernel:
 
         ``steps`` (descending, default ``T-2..0``): as in :meth:`forward_`, with ``Z[t+1]`` final.
         """
+        buf = (
+            Z.new_empty(Z[0].numel() // Z.shape[-1], Z.shape[-1]) if self.jac is not None else None
+        )
         for t in range(Z.shape[0] - 2, -1, -1) if steps is None else steps:
-            if self.jac is not None:
-                self._closed_vjp(t + 1, Z[t + 1], Z[t])
+            if buf is not None:
+                self._closed_vjp(t + 1, Z[t + 1], Z[t], buf)
             elif self.A is not None:
                 Z[t].baddbmm_(Z[t + 1], self.A[t + 1])
             else:
