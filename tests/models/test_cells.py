@@ -191,7 +191,10 @@ def test_rnn_step_jacobian_closed_form_matches_jacrev(kw, n_in):
             dense = jacrev(lambda v, xi=xi: cell.step(p, v, xi))(h[i, j])
             torch.testing.assert_close(A[i, j], dense, rtol=1e-12, atol=1e-12)
             zero = torch.zeros(N, dtype=DT)
-            d_off = jacrev(lambda d, xi=xi: cell.step_lifted(p, h[i, j], xi, {"a": d})[0])(zero)
+            hij = h[i, j]
+            d_off = jacrev(lambda d, xi=xi, hij=hij: cell.step_lifted(p, hij, xi, {"a": d})[0])(
+                zero
+            )
             torch.testing.assert_close(torch.diag(off[i, j]), d_off, rtol=1e-12, atol=1e-12)
 
 

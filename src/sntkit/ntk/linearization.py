@@ -64,9 +64,7 @@ class CellLinearization:
             self._init_sites(traj)
         # one group whose D_δ f and A_t are closed-form: J and J^* run time-chunked, no autograd
         self.fused = (
-            self.weight_based
-            and self.group_sizes == [cell.n_state]
-            and self.prop.jac is not None
+            self.weight_based and self.group_sizes == [cell.n_state] and self.prop.jac is not None
         )
 
     # ------------------------------------------------------------------ site map
