@@ -11,6 +11,12 @@ A :class:`CellLinearization` holds one trajectory (its ``B·T`` pairs) and appli
   ``D_δ f`` is the elementwise / gate part of the step (a cheap JVP). Otherwise a JVP/VJP of
   the batched step in ``θ``.
 * ``D_δ f`` and its adjoint (the Jacobian of the step in its pre-activation offsets).
+* For a cell with one pre-activation group and a closed-form step Jacobian
+  (:meth:`~sntkit.models.cell.Cell.step_jacobian`, e.g. the RNN), ``J`` and ``J^*`` run fused
+  and chunked in time with no autograd: per chunk of steps, the site GEMM, ``D_δ f`` (a
+  diagonal scaling) and the closed-form recursion of ``P``, while the chunk is in cache
+  (backward: ``P^*``, then ``D_δ f^*`` and the site GEMM accumulated into ``(k·N, m)``). A
+  Fisher product is then four ``2·B·T·N²``-flop GEMM passes per probe.
 
 The compositions ``J``, ``J^*``, ``NTK_S = J J^*`` and ``F = J^* J`` chain time-major kernels
 (``(T, B, k, ·)``, see :mod:`sntkit.ntk.propagator`) that update fresh buffers in place, so the
