@@ -149,6 +149,8 @@ class CellLinearization:
         scale = self.cell.offset_scale
         if scale is not None:
             return U[0] if scale == 1.0 else U[0].mul_(scale)
+        if self.fused and isinstance(self.prop.jac.offset, torch.Tensor):  # diag(∂f/∂δ)
+            return U[0].mul_(self.prop.jac.offset[:, :, None])
         zero = self._zero_offsets()
         return vmap(lambda *u: jvp(self._offset_step, zero, u)[1], in_dims=2, out_dims=2)(
             *U
@@ -159,6 +161,8 @@ class CellLinearization:
         scale = self.cell.offset_scale
         if scale is not None:
             return [E if scale == 1.0 else E.mul_(scale)]
+        if self.fused and isinstance(self.prop.jac.offset, torch.Tensor):
+            return [E.mul_(self.prop.jac.offset[:, :, None])]
         if self._offset_vjp is None:
             self._offset_vjp = vjp(self._offset_step, *self._zero_offsets())[1]
         g = self._offset_vjp
