@@ -201,3 +201,15 @@ def test_rnn_step_jacobian_closed_form_matches_jacrev(kw, n_in):
 def test_cells_without_closed_form_step_jacobian_return_none():
     assert GRU(3, 2, dtype=DT).step_jacobian({}, torch.zeros(1, 3), None) is None
     assert as_cell(torch.nn.RNN(2, 3)).step_jacobian({}, torch.zeros(1, 3), None) is None
+
+
+def test_rnn_subclass_that_changes_the_step_falls_back_to_autograd():
+    class Shifted(RNN):
+        def step_lifted(self, params, h, x, offsets=None):
+            new, sites = super().step_lifted(params, h, x, offsets)
+            return new + 0.1 * h, sites
+
+    cell = Shifted(3, 0, form="post", dtype=DT)
+    assert cell.step_jacobian(cell.params(), torch.zeros(2, 3, dtype=DT), None) is None
+    plain = RNN(3, 0, form="post", dtype=DT)
+    assert plain.step_jacobian(plain.params(), torch.zeros(2, 3, dtype=DT), None) is not None

@@ -120,12 +120,15 @@ class RNN(Cell):
 
     def step_jacobian(
         self, params: Params, h: torch.Tensor, x: torch.Tensor | None
-    ) -> StepJacobian:
+    ) -> StepJacobian | None:
         """``A = (1 − α) I + α W diag(φ'(h))`` (post) or ``(1 − α) I + diag(α φ'(z)) W`` (pre).
 
         ``∂f/∂δ`` is ``α I`` (post) or ``diag(α φ'(z))`` (pre); ``φ'`` by
         :func:`~sntkit.models.activations.derivative`, so custom activations need none.
+        ``None`` for a subclass that changes the step (its Jacobian is no longer this one).
         """
+        if type(self).step_lifted is not RNN.step_lifted or type(self).step is not Cell.step:
+            return None
         alpha = 1.0 if self.leak is None else self.leak
         c = 1.0 - alpha
         W = params["W"]
