@@ -200,7 +200,9 @@ def test_rnn_step_jacobian_closed_form_matches_jacrev(kw, n_in):
 
 def test_cells_without_closed_form_step_jacobian_return_none():
     assert GRU(3, 2, dtype=DT).step_jacobian({}, torch.zeros(1, 3), None) is None
-    assert as_cell(torch.nn.RNN(2, 3)).step_jacobian({}, torch.zeros(1, 3), None) is None
+    assert (
+        as_cell(torch.nn.RNN(2, 3, num_layers=2)).step_jacobian({}, torch.zeros(1, 6), None) is None
+    )
 
 
 def test_rnn_subclass_that_changes_the_step_falls_back_to_autograd():

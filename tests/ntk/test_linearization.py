@@ -20,13 +20,19 @@ RNNS = {
     "pre-tanh-W_in": (dict(form="pre"), 2, ["W_in"]),
     "pre-relu-leak": (dict(form="pre", activation="relu", leak=0.4), 2, ["W", "b"]),
     "post-custom": (dict(form="post", activation=lambda z: torch.sin(z) + 0.1 * z**3), 0, None),
+    "torch-rnn-tanh": (dict(torch=lambda: torch.nn.RNN(2, 4)), 2, None),
+    "torch-rnncell-relu": (
+        dict(torch=lambda: torch.nn.RNNCell(2, 4, nonlinearity="relu")),
+        2,
+        None,
+    ),
 }
 
 
 def _build(name, path="matrix_free"):
     kw, n_in, trainable = RNNS[name]
     g = torch.Generator().manual_seed(3)
-    cell = RNN(4, n_in, dtype=DT, **kw)
+    cell = kw["torch"]().double() if "torch" in kw else RNN(4, n_in, dtype=DT, **kw)
     with torch.no_grad():
         for p in cell.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=DT) * 0.6)
