@@ -127,28 +127,39 @@ def scaling(sizes: list[tuple[int, int, int]], repeats: int) -> tuple[list, list
     return rows, data
 
 
-def linearity(data: list[dict]) -> list[tuple[str, ...]]:
-    """Time of the largest over the smallest T (B) at fixed other sizes, over the linear ratio."""
+def linearity(sizes: list[tuple[int, int, int]], repeats: int) -> list[tuple[str, ...]]:
+    """Largest over smallest T (B) at fixed other sizes, timed alternately, over linear.
+
+    The two sizes run back to back in every repeat (``common.paired``), so the ratio sees the
+    same load; the plain SGD step's own ratio is beside it.
+    """
+
+    def kernels(N: int, B: int, T: int) -> tuple[Callable, Callable]:
+        model, h0, sgd = setup(N, B, T)
+        F = state_ntk(model, h0, steps=T).fisher
+        V = torch.randn(10, F.shape_in[0])
+        return (lambda: F.matmat(V)), sgd
+
     rows = []
-    for axis, other in (("T", "B"), ("B", "T")):
-        base = data[0]
-        same = [d for d in data if d["N"] == base["N"] and d[other] == base[other]]
-        big = max(same, key=lambda d: d[axis])
-        if big is base:
+    base = sizes[0]
+    for axis in (2, 1):  # T, then B
+        same = [s for s in sizes if all(s[i] == base[i] for i in range(3) if i != axis)]
+        big = max(same, key=lambda s: s[axis])
+        if big == base:
             continue
         lin = big[axis] / base[axis]
-        for what, key in (("Fisher matmat", "matmat10"), ("plain SGD step", None)):
-            for clock in ("wall", "cpu"):
-                if key is None:
-                    unit = "" if clock == "wall" else "_cpu"
-                    ratio = big["sgd" + unit] / base["sgd" + unit]
-                else:
-                    ratio = big[key][clock] / base[key][clock]
+        (f_big, sgd_big), (f_base, sgd_base) = kernels(*big), kernels(*base)
+        with unchecked():
+            for what, pair in (
+                ("Fisher matmat", (f_big, f_base)),
+                ("plain SGD step", (sgd_big, sgd_base)),
+            ):
+                r = paired(*pair, repeats)
                 rows.append(
                     (
-                        f"{what}, {axis} {base[axis]} -> {big[axis]} ({clock})",
-                        f"{ratio:.1f}× (linear {lin:.0f}×)",
-                        f"**{ratio / lin:.2f}**",
+                        f"{what}, {'NBT'[axis]} {base[axis]} -> {big[axis]}",
+                        f"{r['ratio_wall']:.1f}× / {r['ratio_cpu']:.1f}× (linear {lin:.0f}×)",
+                        f"**{r['ratio_wall'] / lin:.2f} / {r['ratio_cpu'] / lin:.2f}**",
                     )
                 )
     return rows
@@ -385,9 +396,9 @@ def main() -> None:
     out["scaling"] = data
     head = ("N, B, T", "SGD step ms", "10-probe Fisher ms", "per probe (SGD)", "top-10 (SGD)")
     print(table(rows, head))
-    lin_rows = linearity(data)
+    lin_rows = linearity(sizes, args.repeats)
     out["linearity"] = lin_rows
-    print(table(lin_rows, ("time", "measured", "/ linear")))
+    print(table(lin_rows, ("time", "measured, wall / cpu", "/ linear, wall / cpu")))
 
     eig_rows, out["paper_scale_top10"] = paper_scale_eigs(N, B, T, max(3, args.repeats // 2))
     kp_rows, kp = kpflow_row(N, B, T)

@@ -1,4 +1,4 @@
-"""The closed-form, time-chunked kernels of CellLinearization against dense float64 references."""
+"""The closed-form, batch-tiled kernels of CellLinearization against dense float64 references."""
 
 import pytest
 import torch
@@ -46,11 +46,12 @@ def _close(a, b, rtol=1e-10):
     assert (a - b).abs().max() <= rtol * scale, float((a - b).abs().max() / scale)
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 700, 2**20])  # 1 step, a few steps, all of T
+@pytest.mark.parametrize("tile_bytes", [1, 700, 2**20])  # 1 sequence, 2 of 3, the whole batch
 @pytest.mark.parametrize("name", list(RNNS))
 @pytest.mark.parametrize("path", ["structured", "matrix_free"])
-def test_closed_form_chunked_kernels_equal_dense(name, path, chunk_bytes, monkeypatch):
-    monkeypatch.setattr(linearization, "CHUNK_BYTES", chunk_bytes)
+def test_closed_form_tiled_kernels_equal_dense(name, path, tile_bytes, monkeypatch):
+    monkeypatch.setattr(linearization, "TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(linearization, "TILE_MIN_ROWS", 1)
     ntk = _build(name, path)
     lin = ntk.linearization
     # the closed form is what runs: no autograd closures, no stored per-pair Jacobians
@@ -66,9 +67,12 @@ def test_closed_form_chunked_kernels_equal_dense(name, path, chunk_bytes, monkey
     assert lin.prop._vjps is None
 
 
-@pytest.mark.parametrize("name", ["post-leak", "pre-relu-leak"])
-def test_closed_form_equals_autograd_kernels(name):
-    """Same Fisher block product with the closed form and with the generic autograd kernels."""
+@pytest.mark.parametrize("tile_bytes", [1, 320, 2**20])  # 5 probes: tiles of 1, 2 + 1, 3 rows
+@pytest.mark.parametrize("name", ["post-leak", "pre-relu-leak", "torch-rnn-tanh"])
+def test_closed_form_equals_autograd_kernels(name, tile_bytes, monkeypatch):
+    """Same Fisher and NTK block products with the closed form and the autograd kernels."""
+    monkeypatch.setattr(linearization, "TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(linearization, "TILE_MIN_ROWS", 1)
     ntk = _build(name)
     generic = linearization.CellLinearization(
         ntk.cell, ntk.space, ntk.traj, "matrix_free", closed_form=False

@@ -110,77 +110,72 @@ class PropagatorKernel:
             return g(Z[:, 0])[0][:, None]
         return vmap(lambda u: g(u)[0], in_dims=1, out_dims=1)(Z)
 
-    def _closed_jvp(self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor) -> None:
-        """``dst += A_t src`` on ``(B, k, N)`` blocks from the closed form (no autograd).
+    def closed_jvp_(
+        self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor, rows: slice
+    ) -> None:
+        """``dst += A_t src`` on ``(b, k, N)`` blocks of the batch rows ``rows``, closed form.
 
-        ``buf`` is a ``(B·k, N)`` workspace reused across steps: a fresh temporary of this size
-        per step is a page-faulting allocation that costs as much as the GEMM.
+        ``buf`` is a workspace of at least ``b·k·N`` elements reused across steps: a fresh
+        temporary of this size per step is a page-faulting allocation as costly as the GEMM.
         """
         j = self.jac
         assert j is not None
         N = src.shape[-1]
+        buf = buf[: src.numel() // N]
         if j.left is None:
             X = (
-                src.view(-1, N)
+                src
                 if j.right is None
-                else torch.mul(src, j.right[t, :, None], out=buf.view_as(src)).view(-1, N)
+                else torch.mul(src, j.right[t, rows, None], out=buf.view_as(src))
             )
-            dst.view(-1, N).addmm_(X, j.matrix.T)
+            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix.T)
         else:
-            X = src if j.right is None else src * j.right[t, :, None]
+            X = src if j.right is None else src * j.right[t, rows, None]
             torch.mm(X.view(-1, N), j.matrix.T, out=buf)
-            dst.addcmul_(buf.view_as(dst), j.left[t, :, None])
+            dst.addcmul_(buf.view_as(dst), j.left[t, rows, None])
         if j.identity:
             dst.add_(src, alpha=j.identity)
 
-    def _closed_vjp(self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor) -> None:
-        """``dst += A_t^T src`` on ``(B, k, N)`` blocks (see :meth:`_closed_jvp`)."""
+    def closed_vjp_(
+        self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor, rows: slice
+    ) -> None:
+        """``dst += A_t^T src`` on ``(b, k, N)`` blocks (see :meth:`closed_jvp_`)."""
         j = self.jac
         assert j is not None
         N = src.shape[-1]
+        buf = buf[: src.numel() // N]
         if j.right is None:
             X = (
-                src.view(-1, N)
+                src
                 if j.left is None
-                else torch.mul(src, j.left[t, :, None], out=buf.view_as(src)).view(-1, N)
+                else torch.mul(src, j.left[t, rows, None], out=buf.view_as(src))
             )
-            dst.view(-1, N).addmm_(X, j.matrix)
+            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix)
         else:
-            X = src if j.left is None else src * j.left[t, :, None]
+            X = src if j.left is None else src * j.left[t, rows, None]
             torch.mm(X.view(-1, N), j.matrix, out=buf)
-            dst.addcmul_(buf.view_as(dst), j.right[t, :, None])
+            dst.addcmul_(buf.view_as(dst), j.right[t, rows, None])
         if j.identity:
             dst.add_(src, alpha=j.identity)
 
-    def forward_(self, Y: torch.Tensor, steps: range | None = None) -> torch.Tensor:
-        """``P`` in place on time-major probes ``Y`` of shape ``(T, B, k, N)``; returns ``Y``.
-
-        ``steps`` (ascending, default ``1..T-1``) restricts the recursion to those ``t`` (each
-        needs ``Y[t-1]`` final), which lets callers interleave it with work on time chunks.
-        """
-        buf = (
-            Y.new_empty(Y[0].numel() // Y.shape[-1], Y.shape[-1]) if self.jac is not None else None
-        )
-        for t in range(1, Y.shape[0]) if steps is None else steps:
-            if buf is not None:
-                self._closed_jvp(t, Y[t - 1], Y[t], buf)
+    def forward_(self, Y: torch.Tensor) -> torch.Tensor:
+        """``P`` in place on time-major probes ``Y`` of shape ``(T, B, k, N)``; returns ``Y``."""
+        buf = Y.new_empty(Y[0].numel() // Y.shape[-1], Y.shape[-1])
+        for t in range(1, Y.shape[0]):
+            if self.jac is not None:
+                self.closed_jvp_(t, Y[t - 1], Y[t], buf, slice(None))
             elif self.A is not None:
                 Y[t].baddbmm_(Y[t - 1], self.A[t].transpose(1, 2))
             else:
                 Y[t].add_(self._jvp(t, Y[t - 1]))
         return Y
 
-    def adjoint_(self, Z: torch.Tensor, steps: range | None = None) -> torch.Tensor:
-        """``P^*`` in place on time-major probes ``Z`` of shape ``(T, B, k, N)``; returns ``Z``.
-
-        ``steps`` (descending, default ``T-2..0``): as in :meth:`forward_`, with ``Z[t+1]`` final.
-        """
-        buf = (
-            Z.new_empty(Z[0].numel() // Z.shape[-1], Z.shape[-1]) if self.jac is not None else None
-        )
-        for t in range(Z.shape[0] - 2, -1, -1) if steps is None else steps:
-            if buf is not None:
-                self._closed_vjp(t + 1, Z[t + 1], Z[t], buf)
+    def adjoint_(self, Z: torch.Tensor) -> torch.Tensor:
+        """``P^*`` in place on time-major probes ``Z`` of shape ``(T, B, k, N)``; returns ``Z``."""
+        buf = Z.new_empty(Z[0].numel() // Z.shape[-1], Z.shape[-1])
+        for t in range(Z.shape[0] - 2, -1, -1):
+            if self.jac is not None:
+                self.closed_vjp_(t + 1, Z[t + 1], Z[t], buf, slice(None))
             elif self.A is not None:
                 Z[t].baddbmm_(Z[t + 1], self.A[t + 1])
             else:
