@@ -26,6 +26,33 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float
     return statistics.median(times)
 
 
+def paired(
+    fn: Callable[[], object], unit: Callable[[], object], repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """``fn`` and ``unit`` timed alternately; medians and the median of per-repeat ratios.
+
+    On a shared machine the load changes between seconds, so a ratio of two medians taken
+    minutes apart is noisy; pairing each ``fn`` run with a ``unit`` run right before it and
+    taking the median of the ratios is not. Wall time and process CPU time (which excludes
+    time spent descheduled; with several threads it adds their CPU time) are both recorded.
+    """
+    for _ in range(warmup):
+        unit()
+        fn()
+    rec: dict[str, list[float]] = {k: [] for k in ("wall", "unit_wall", "cpu", "unit_cpu")}
+    for _ in range(repeats):
+        for key, f in (("unit_", unit), ("", fn)):
+            w, c = time.perf_counter(), time.process_time()
+            f()
+            rec[key + "wall"].append(time.perf_counter() - w)
+            rec[key + "cpu"].append(time.process_time() - c)
+    out = {k: statistics.median(v) for k, v in rec.items()}
+    for clock in ("wall", "cpu"):
+        pairs = zip(rec[clock], rec["unit_" + clock], strict=True)
+        out["ratio_" + clock] = statistics.median(a / b for a, b in pairs)
+    return out
+
+
 def machine() -> str:
     """CPU model, core count and torch threads, for RESULTS.md."""
     model = platform.processor() or "unknown CPU"

@@ -35,6 +35,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -68,6 +69,50 @@ def load_kpflow() -> dict[str, object] | None:
         "JThetaOperator": par.JThetaOperator,
         "PropagationOperator_LinearForm": prop.PropagationOperator_LinearForm,
     }
+
+
+def kpflow_cell(kp: dict[str, object], model: RNN) -> object:
+    """kpflow's ``BasicRNNCell`` holding ``model``'s map: ``W_hh = W``, input ≡ 1, ``W_ih = b``."""
+    cell = kp["BasicRNNCell"](1, model.n_state)
+    with torch.no_grad():
+        cell.weight_hh.copy_(model.W)
+        cell.weight_ih.copy_(model.b[:, None])
+    return cell
+
+
+def kpflow_ntk(
+    kp: dict[str, object],
+    cell: object,
+    h0: torch.Tensor,
+    T: int,
+    h0_fix: bool = False,
+    on_apply: Callable[[], None] | None = None,
+) -> object:
+    """kpflow's ``P K P*`` built as in its examples (rollout and per-step Jacobians included).
+
+    ``h0_fix`` passes the true ``h_0`` to the first step's Jacobian; ``on_apply`` is called on
+    every application of ``P`` (one per NTK product).
+    """
+    x = torch.ones(h0.shape[0], T, 1)
+    with torch.no_grad():  # kpflow's forward pass: the trajectory h_1..h_T
+        h, hs = h0, []
+        for t in range(T):
+            h = cell(x[:, t], h)
+            hs.append(h)
+        hidden = torch.stack(hs, 1)
+    pop = kp["PropagationOperator_LinearForm"](cell, x, hidden)
+    kop = kp["ParameterOperator"](cell, x, hidden)
+    if h0_fix:  # the same class, with the true h0 for the first step's Jacobian
+        kop.jtheta_op = kp["JThetaOperator"](cell, x, hidden, h_0=h0[:, None])
+    if on_apply is not None:
+        fwd = pop._matvec
+
+        def counted(q: torch.Tensor) -> torch.Tensor:
+            on_apply()
+            return fwd(q)
+
+        pop._matvec = counted
+    return pop @ kop @ pop.T
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,10 +154,7 @@ def main() -> None:
     snt_vals = snt_vals.double().numpy()
 
     # ---- kpflow, on its own cell class holding the same weights
-    cell = kp["BasicRNNCell"](1, N)
-    with torch.no_grad():
-        cell.weight_hh.copy_(model.W)
-        cell.weight_ih.copy_(model.b[:, None])
+    cell = kpflow_cell(kp, model)
     x = torch.ones(B, T, 1)
     with torch.no_grad():  # same map: kpflow's cell reproduces sntkit's trajectory
         h, traj = h0, []
@@ -122,25 +164,11 @@ def main() -> None:
         traj_err = float((torch.stack(traj, 1) - model(h0, steps=T)).abs().max())
     calls = {"n": 0}
 
+    def count() -> None:
+        calls["n"] += 1
+
     def kpflow_op(h0_fix: bool = False) -> object:
-        with torch.no_grad():  # kpflow's forward pass: the trajectory h_1..h_T
-            h, hs = h0, []
-            for t in range(T):
-                h = cell(x[:, t], h)
-                hs.append(h)
-            hidden = torch.stack(hs, 1)
-        pop = kp["PropagationOperator_LinearForm"](cell, x, hidden)
-        kop = kp["ParameterOperator"](cell, x, hidden)
-        if h0_fix:  # the same class, with the true h0 for the first step's Jacobian
-            kop.jtheta_op = kp["JThetaOperator"](cell, x, hidden, h_0=h0[:, None])
-        fwd = pop._matvec
-
-        def counted(q: torch.Tensor) -> torch.Tensor:
-            calls["n"] += 1
-            return fwd(q)
-
-        pop._matvec = counted  # count NTK applications (one P application each)
-        return pop @ kop @ pop.T
+        return kpflow_ntk(kp, cell, h0, T, h0_fix=h0_fix, on_apply=count)
 
     def kp_svd() -> np.ndarray:
         return np.asarray(kpflow_op().svd(10))

@@ -170,3 +170,62 @@ def test_invalid_cell_arguments():
         RNN(3, activation="swish-ish")
     with pytest.raises(ValueError, match="pass x"):
         RNN(3, 2).step(RNN(3, 2).params(), torch.zeros(1, 3), None)
+
+
+_RNN_VARIANTS = {
+    "pre-tanh": dict(form="pre"),
+    "post-tanh": dict(form="post"),
+    "pre-relu-leak": dict(form="pre", activation="relu", leak=0.4),
+    "post-softplus-leak": dict(form="post", activation="softplus", leak=0.3),
+    "post-custom": dict(form="post", activation=lambda z: torch.sin(z) + 0.1 * z**3),
+}
+
+
+@pytest.mark.parametrize("kw", list(_RNN_VARIANTS.values()), ids=list(_RNN_VARIANTS))
+@pytest.mark.parametrize("n_in", [0, 3])
+def test_rnn_step_jacobian_closed_form_matches_jacrev(kw, n_in):
+    """A = c I + diag(l) M diag(r) and ∂f/∂δ from step_jacobian equal jacrev, pair by pair."""
+    torch.manual_seed(2)
+    N, batch = 4, (2, 3)
+    cell = RNN(N, n_in, dtype=DT, **kw)
+    with torch.no_grad():
+        cell.b.normal_()
+    p = cell.params()
+    h = torch.randn(*batch, N, dtype=DT)
+    x = torch.randn(*batch, n_in, dtype=DT) if n_in else None
+    jac = cell.step_jacobian(p, h, x)
+    eye = torch.eye(N, dtype=DT)
+    left = torch.ones(*batch, N, dtype=DT) if jac.left is None else jac.left
+    right = torch.ones(*batch, N, dtype=DT) if jac.right is None else jac.right
+    A = jac.identity * eye + left[..., :, None] * jac.matrix * right[..., None, :]
+    off = jac.offset if isinstance(jac.offset, torch.Tensor) else torch.full_like(left, jac.offset)
+    for i in range(batch[0]):
+        for j in range(batch[1]):
+            xi = None if x is None else x[i, j]
+            dense = jacrev(lambda v, xi=xi: cell.step(p, v, xi))(h[i, j])
+            torch.testing.assert_close(A[i, j], dense, rtol=1e-12, atol=1e-12)
+            zero = torch.zeros(N, dtype=DT)
+            hij = h[i, j]
+            d_off = jacrev(lambda d, xi=xi, hij=hij: cell.step_lifted(p, hij, xi, {"a": d})[0])(
+                zero
+            )
+            torch.testing.assert_close(torch.diag(off[i, j]), d_off, rtol=1e-12, atol=1e-12)
+
+
+def test_cells_without_closed_form_step_jacobian_return_none():
+    assert GRU(3, 2, dtype=DT).step_jacobian({}, torch.zeros(1, 3), None) is None
+    assert (
+        as_cell(torch.nn.RNN(2, 3, num_layers=2)).step_jacobian({}, torch.zeros(1, 6), None) is None
+    )
+
+
+def test_rnn_subclass_that_changes_the_step_falls_back_to_autograd():
+    class Shifted(RNN):
+        def step_lifted(self, params, h, x, offsets=None):
+            new, sites = super().step_lifted(params, h, x, offsets)
+            return new + 0.1 * h, sites
+
+    cell = Shifted(3, 0, form="post", dtype=DT)
+    assert cell.step_jacobian(cell.params(), torch.zeros(2, 3, dtype=DT), None) is None
+    plain = RNN(3, 0, form="post", dtype=DT)
+    assert plain.step_jacobian(plain.params(), torch.zeros(2, 3, dtype=DT), None) is not None

@@ -20,11 +20,30 @@ exact for nested sites (a site computed from other trained weights, as in stacke
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from sntkit.models.sites import Params, SiteUse, preactivation
+
+
+@dataclass(frozen=True)
+class StepJacobian:
+    """Closed form of a step's Jacobians at a batch of pairs ``(h, x)`` of shape ``(..., N)``.
+
+    ``A = ∂f/∂h = c·I + diag(left) · M · diag(right)`` and, for a cell with one pre-activation
+    group, ``∂f/∂δ = diag(offset)`` (a tensor ``(..., N)``) or ``offset · I`` (a float).
+    ``left``/``right`` are ``(..., N)`` or ``None`` (no scaling); ``matrix`` ``M`` is ``(N, N)``.
+    Applying ``A`` to ``k`` probes is then one ``(·k, N) × (N, N)`` GEMM and elementwise scalings,
+    with no per-pair ``N × N`` matrix and no autograd.
+    """
+
+    matrix: torch.Tensor
+    left: torch.Tensor | None
+    right: torch.Tensor | None
+    identity: float
+    offset: torch.Tensor | float
 
 
 class Cell(nn.Module):
@@ -49,6 +68,16 @@ class Cell(nn.Module):
         if self.site_uses is None:
             raise NotImplementedError(f"{type(self).__name__} must implement step")
         return self.step_lifted(params, h, x)[0]
+
+    def step_jacobian(
+        self, params: Params, h: torch.Tensor, x: torch.Tensor | None
+    ) -> StepJacobian | None:
+        """The closed-form :class:`StepJacobian` at pairs ``(h, x)``, or ``None`` (use autograd).
+
+        Cells whose ``∂f/∂h`` has the diagonal-matrix-diagonal form override this; the NTK
+        kernels then skip per-step autograd (:mod:`sntkit.ntk.propagator`).
+        """
+        return None
 
     # ------------------------------------------------------------------ weight sites
     def step_lifted(

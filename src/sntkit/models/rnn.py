@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sntkit.models.activations import Activation, get_activation
-from sntkit.models.cell import Cell
+from sntkit.models.activations import Activation, derivative, get_activation
+from sntkit.models.cell import Cell, StepJacobian
 from sntkit.models.init import init_parameters_
 from sntkit.models.sites import Params, SiteUse
 
@@ -133,6 +133,29 @@ class RNN(Cell):
         if self.leak is not None:
             new = (1.0 - self.leak) * h + self.leak * new
         return new, sites
+
+    def step_jacobian(
+        self, params: Params, h: torch.Tensor, x: torch.Tensor | None
+    ) -> StepJacobian | None:
+        """``A = (1 − α) I + α W diag(φ'(h))`` (post) or ``(1 − α) I + diag(α φ'(z)) W`` (pre).
+
+        ``∂f/∂δ`` is ``α I`` (post) or ``diag(α φ'(z))`` (pre); ``φ'`` by
+        :func:`~sntkit.models.activations.derivative`, so custom activations need none.
+        ``None`` for a subclass that changes the step (its Jacobian is no longer this one).
+        """
+        if type(self).step_lifted is not RNN.step_lifted or type(self).step is not Cell.step:
+            return None
+        alpha = 1.0 if self.leak is None else self.leak
+        c = 1.0 - alpha
+        W = params["W"]
+        if self.form == "post":
+            dphi = derivative(self.phi, h)
+            return StepJacobian(alpha * W if alpha != 1.0 else W, None, dphi, c, alpha)
+        z = self.preactivation(params, {**self.base_sites(h, x), "h": h}, "a", None)
+        left = derivative(self.phi, z)
+        if alpha != 1.0:
+            left = alpha * left
+        return StepJacobian(W, left, None, c, left)
 
     def extra_repr(self) -> str:
         return (

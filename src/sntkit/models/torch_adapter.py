@@ -23,7 +23,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sntkit.models.cell import Cell
+from sntkit.models.activations import derivative
+from sntkit.models.cell import Cell, StepJacobian
 from sntkit.models.gates import gru_update, lstm_update
 from sntkit.models.sites import Params, SiteUse
 
@@ -137,6 +138,20 @@ class TorchRecurrent(Cell):
             new_h.append(h)
             inp = h
         return torch.cat(new_h + new_c, dim=-1), sites
+
+    def step_jacobian(
+        self, params: Params, s: torch.Tensor, x: torch.Tensor | None
+    ) -> StepJacobian | None:
+        """Single-layer ``RNN``/``RNNCell``: ``A = diag(φ'(a)) W_hh``, ``∂f/∂δ = diag(φ'(a))``.
+
+        ``None`` (autograd) for GRU, LSTM and stacked layers, whose Jacobians are not of the
+        diagonal-matrix-diagonal form.
+        """
+        if self.kind not in ("RNN_TANH", "RNN_RELU") or self.num_layers != 1:
+            return None
+        a = self.preactivation(params, {**self.base_sites(s, x), "h0": s}, "a0", None)
+        left = derivative(torch.tanh if self.kind == "RNN_TANH" else torch.relu, a)
+        return StepJacobian(params[self._names[0]["weight_hh"]], left, None, 0.0, left)
 
     def extra_repr(self) -> str:
         return f"{self.module_name}, kind={self.kind}, layers={self.num_layers}"

@@ -23,6 +23,14 @@ over all ``B·T`` pairs and probes. Two ways to apply ``A_t``:
 * ``"matrix_free"``: Jacobian-vector products of the cell's step (``torch.func.jvp``, vmapped
   over probes) forward and cached ``torch.func.vjp`` closures backward; nothing of size
   ``B·T·N²`` is stored.
+
+On either path, a cell that exposes its per-step Jacobian in closed form
+(:meth:`sntkit.models.cell.Cell.step_jacobian`, ``A_t = c I + diag(l_t) M diag(r_t)``, e.g. the
+RNN's ``W diag(φ'(h_{t-1}))``) is applied without autograd and without any per-pair matrix: one
+step is an elementwise scaling and one ``(B·k, N) × (N, N)`` GEMM on the block, forward
+``Y_t += l_t ⊙ ((r_t ⊙ Y_{t-1}) M^T) + c Y_{t-1}`` and backward
+``Z_t += r_{t+1} ⊙ ((l_{t+1} ⊙ Z_{t+1}) M) + c Z_{t+1}``. Only ``l``, ``r`` (``(T, B, N)``) are
+stored, so the set-up is one elementwise pass over the trajectory.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from collections.abc import Callable
 import torch
 from torch.func import jvp, vjp, vmap
 
-from sntkit.models.cell import Cell, Params
+from sntkit.models.cell import Cell, Params, StepJacobian
 
 
 def to_time_major(X: torch.Tensor) -> torch.Tensor:
@@ -59,18 +67,28 @@ class PropagatorKernel:
         prev: torch.Tensor,
         inputs: torch.Tensor | None,
         path: str,
+        closed_form: bool = True,
     ) -> None:
         if path not in ("structured", "matrix_free"):
             raise ValueError(f"path must be 'structured' or 'matrix_free', got {path!r}")
         self.cell, self.params, self.path = cell, params, path
+        self.A: torch.Tensor | None = None
+        self._vjps: list[Callable] | None = None
+        #: the closed-form step Jacobians, time-major ``(T, B, N)`` scalings (None: autograd)
+        self.jac: StepJacobian | None = None
+        if closed_form:
+            x = None if inputs is None else inputs.transpose(0, 1).contiguous()
+            self.jac = cell.step_jacobian(params, prev.transpose(0, 1).contiguous(), x)
+        if self.jac is not None:
+            return
         # one tensor with its own storage per step: forward-mode AD at a primal that is a view
         # into a larger tensor materializes a tangent for the whole base (~10x slower)
         self.prev_steps = [prev[:, t].clone() for t in range(prev.shape[1])]
         self.input_steps = (
             None if inputs is None else [inputs[:, t].clone() for t in range(inputs.shape[1])]
         )
-        self.A = step_jacobians(cell, params, prev, inputs) if path == "structured" else None
-        self._vjps: list[Callable] | None = None
+        if path == "structured":
+            self.A = step_jacobians(cell, params, prev, inputs)
 
     def _step(self, t: int) -> Callable[[torch.Tensor], torch.Tensor]:
         x = None if self.input_steps is None else self.input_steps[t]
@@ -92,10 +110,61 @@ class PropagatorKernel:
             return g(Z[:, 0])[0][:, None]
         return vmap(lambda u: g(u)[0], in_dims=1, out_dims=1)(Z)
 
+    def closed_jvp_(
+        self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor, rows: slice
+    ) -> None:
+        """``dst += A_t src`` on ``(b, k, N)`` blocks of the batch rows ``rows``, closed form.
+
+        ``buf`` is a workspace of at least ``b·k·N`` elements reused across steps: a fresh
+        temporary of this size per step is a page-faulting allocation as costly as the GEMM.
+        """
+        j = self.jac
+        assert j is not None
+        N = src.shape[-1]
+        buf = buf[: src.numel() // N]
+        if j.left is None:
+            X = (
+                src
+                if j.right is None
+                else torch.mul(src, j.right[t, rows, None], out=buf.view_as(src))
+            )
+            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix.T)
+        else:
+            X = src if j.right is None else src * j.right[t, rows, None]
+            torch.mm(X.view(-1, N), j.matrix.T, out=buf)
+            dst.addcmul_(buf.view_as(dst), j.left[t, rows, None])
+        if j.identity:
+            dst.add_(src, alpha=j.identity)
+
+    def closed_vjp_(
+        self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor, rows: slice
+    ) -> None:
+        """``dst += A_t^T src`` on ``(b, k, N)`` blocks (see :meth:`closed_jvp_`)."""
+        j = self.jac
+        assert j is not None
+        N = src.shape[-1]
+        buf = buf[: src.numel() // N]
+        if j.right is None:
+            X = (
+                src
+                if j.left is None
+                else torch.mul(src, j.left[t, rows, None], out=buf.view_as(src))
+            )
+            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix)
+        else:
+            X = src if j.left is None else src * j.left[t, rows, None]
+            torch.mm(X.view(-1, N), j.matrix, out=buf)
+            dst.addcmul_(buf.view_as(dst), j.right[t, rows, None])
+        if j.identity:
+            dst.add_(src, alpha=j.identity)
+
     def forward_(self, Y: torch.Tensor) -> torch.Tensor:
         """``P`` in place on time-major probes ``Y`` of shape ``(T, B, k, N)``; returns ``Y``."""
+        buf = Y.new_empty(Y[0].numel() // Y.shape[-1], Y.shape[-1])
         for t in range(1, Y.shape[0]):
-            if self.A is not None:
+            if self.jac is not None:
+                self.closed_jvp_(t, Y[t - 1], Y[t], buf, slice(None))
+            elif self.A is not None:
                 Y[t].baddbmm_(Y[t - 1], self.A[t].transpose(1, 2))
             else:
                 Y[t].add_(self._jvp(t, Y[t - 1]))
@@ -103,8 +172,11 @@ class PropagatorKernel:
 
     def adjoint_(self, Z: torch.Tensor) -> torch.Tensor:
         """``P^*`` in place on time-major probes ``Z`` of shape ``(T, B, k, N)``; returns ``Z``."""
+        buf = Z.new_empty(Z[0].numel() // Z.shape[-1], Z.shape[-1])
         for t in range(Z.shape[0] - 2, -1, -1):
-            if self.A is not None:
+            if self.jac is not None:
+                self.closed_vjp_(t + 1, Z[t + 1], Z[t], buf, slice(None))
+            elif self.A is not None:
                 Z[t].baddbmm_(Z[t + 1], self.A[t + 1])
             else:
                 Z[t].add_(self._vjp(t + 1, Z[t + 1]))
