@@ -1,7 +1,5 @@
 """Two-modes reproduction (paper 000 Fig. 3): teacher, eigenvector tracking, milestones, sweep."""
 
-import math
-
 import pandas as pd
 import pytest
 import torch
@@ -30,7 +28,8 @@ def test_teacher_has_exactly_the_two_unstable_modes_on_its_eigenvectors(angle):
 def test_tracking_follows_the_eigenvectors_not_the_eigenvalue_order():
     n = 6
     g = torch.Generator().manual_seed(0)
-    S = torch.eye(n, dtype=torch.float64) + 0.4 * torch.randn(n, n, generator=g, dtype=torch.float64)
+    S = torch.eye(n, dtype=torch.float64)
+    S += 0.4 * torch.randn(n, n, generator=g, dtype=torch.float64)
     # non-normal W; the teacher's modes (0.3 and 1.05) are not the largest eigenvalues (1.4, 1.2)
     lam = torch.tensor([0.3, 1.05, 1.4, 1.2, 0.1, -0.5], dtype=torch.float64)
     W = S @ torch.diag(lam) @ torch.linalg.inv(S)
@@ -61,7 +60,8 @@ def test_two_modes_served_by_one_student_mode_get_distinct_eigenvalues():
 def test_milestones_count_a_mode_learned_only_once_it_stays():
     eig1 = [0.5, 1.05, 1.31, 1.2, 1.30, 1.29, 1.30, 1.30]  # leaves tolerance at step 30
     eig2 = [0.4, 0.6, 0.9, 1.01, 0.99, 1.02, 1.09, 1.10]  # crosses for good at 50
-    rows = [{"step": 10 * i, "eig1": a, "eig2": b} for i, (a, b) in enumerate(zip(eig1, eig2))]
+    pairs = enumerate(zip(eig1, eig2, strict=True))
+    rows = [{"step": 10 * i, "eig1": a, "eig2": b} for i, (a, b) in pairs]
     out = two_modes.milestones(rows, (1.3, 1.1), tol=0.02)
     assert out["mode1_crossing"] == 10 and out["mode1_learned"] == 40
     assert out["mode2_crossing"] == 50 and out["mode2_learned"] == 60
@@ -110,8 +110,9 @@ def test_tiny_run_tracks_both_modes_and_ranks(tmp_path):
 def test_sweep_reports_the_ratio_distribution(tmp_path):
     exp = get_experiment("two-modes-sweep")
     point = {k: v for k, v in TINY.items() if k in two_modes._POINT}
-    config = exp.config("quick", point | {"lambda2_minus_1": [0.1, 0.2], "seeds": 2, "lr": [0.2],
-                                          "steps_T": [5], "iterations": 10, "workers": 1})  # fmt: skip
+    sweep = {"lambda2_minus_1": [0.1, 0.2], "seeds": 2, "lr": [0.2], "steps_T": [5],
+             "iterations": 10, "workers": 1}  # fmt: skip
+    config = exp.config("quick", point | sweep)
     summary = exp.execute(config, tmp_path)
     table = pd.read_parquet(tmp_path / "sweep" / "results.parquet")
     assert len(table) == 4 and set(table.lambda2) == {1.1, 1.2} and set(table.seed) == {0, 1}

@@ -78,12 +78,12 @@ from sntkit.experiments.run import finished_summary, slug
 
 __all__ = [
     "grid_points",
-    "run_seeds",
-    "seed_statistics",
     "parse_grid",
     "point_name",
     "run_point",
+    "run_seeds",
     "run_sweep",
+    "seed_statistics",
     "split_sweep_spec",
 ]
 
@@ -483,9 +483,8 @@ def run_seeds(
     base = dict(sweep.pop("base", None) or {})
     base.pop("seed", None)  # the seeds are the grid
     scale = sweep.get("scale", "quick")
-    out = Path(
-        out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"{exp.name}-{scale}-seeds{seeds}")
-    )
+    runs = Path(os.environ.get("SNTKIT_RUNS", "runs"))
+    out = Path(out or runs / slug(f"{exp.name}-{scale}-seeds{seeds}"))
     grid = {"seed": list(range(first_seed, first_seed + seeds))}
     table = run_sweep(exp, grid, base=base, out=out, **sweep)
     stats = seed_statistics(table)

@@ -20,9 +20,9 @@ optionally rank-2 state-space natural gradient (stage ``natural_gradient_rank2``
 Tracking by eigenvector: every ``track_every`` steps, teacher mode ``k`` is matched to the
 student eigenvalue of ``W`` whose eigenvectors overlap most with the teacher's eigenvector
 ``v_k`` (:func:`track_modes`: right and left eigenvectors; the two modes get distinct student
-eigenvalues, the pair with the larger total overlap). Milestones (:func:`milestones`), each the first tracked step from which a condition
-holds at *every* later tracked step: ``mode{k}_crossing`` (Re λ > 1) and ``mode{k}_learned``
-(``|Re λ − λ_k| ≤ tol``). Ratios::
+eigenvalues, the pair with the larger total overlap). Milestones (:func:`milestones`), each
+the first tracked step from which a condition holds at *every* later tracked step:
+``mode{k}_crossing`` (Re λ > 1) and ``mode{k}_learned`` (``|Re λ − λ_k| ≤ tol``). Ratios::
 
     ratio          = (mode2_learned − mode1_crossing) / mode1_learned
     crossing_ratio = (mode2_crossing − mode1_crossing) / mode1_crossing
@@ -158,8 +158,8 @@ def _optimizer(kind: str, student: RNN, task: StudentTeacherTask, config: dict) 
 
 def _check(config, student, task, V, kind: str, step: int, loss: float) -> dict[str, Any]:
     (e1, i1, o1), (e2, i2, o2) = track_modes(student.W, V)
-    row = {"optimizer": kind, "step": step, "loss": loss, "eig1": e1, "eig2": e2,
-           "imag1": i1, "imag2": i2, "overlap1": o1, "overlap2": o2, "stable_rank": math.nan}  # fmt: skip
+    row = {"optimizer": kind, "step": step, "loss": loss, "eig1": e1, "eig2": e2, "imag1": i1,
+           "imag2": i2, "overlap1": o1, "overlap2": o2, "stable_rank": math.nan}  # fmt: skip
     if step % config["rank_every"] == 0 or step == config["iterations"]:
         row["stable_rank"] = _stable_rank(student, task, config["rank_matvecs"], config["seed"])
     return row
