@@ -35,18 +35,18 @@ def test_tracking_follows_the_eigenvectors_not_the_eigenvalue_order():
     W = S @ torch.diag(lam) @ torch.linalg.inv(S)
     V = 3.0 * S[:, :2]  # any scale
     (e1, i1, o1), (e2, i2, o2) = two_modes.track_modes(W, V)
-    assert (e1, e2) == pytest.approx((0.3, 1.05), abs=1e-9)
-    assert (i1, i2) == (0.0, 0.0) and (o1, o2) == pytest.approx((1.0, 1.0))
-    # dense check of the overlap |v^H u_j| |w_j^H v| for a vector that is no eigenvector
-    v = torch.randn(n, 1, generator=g, dtype=torch.float64)
-    (e, _, o), _ = two_modes.track_modes(W, torch.cat([v, S[:, :1]], dim=1))
-    j = int((lam - e).abs().argmin())
-    u, w = S[:, j] / S[:, j].norm(), torch.linalg.inv(S)[j] * S[:, j].norm()
-    vn = v[:, 0] / v.norm()
-    expected = [abs(float(vn @ S[:, i] / S[:, i].norm()) * float(torch.linalg.inv(S)[i] @ vn)
-                    * float(S[:, i].norm())) for i in range(n) if i != 0]  # fmt: skip
-    assert o == pytest.approx(abs(float(vn @ u) * float(w @ vn)))
-    assert o == pytest.approx(max(expected))  # the largest overlap among modes other than mode 0
+    assert (e1, e2) == pytest.approx((0.3, 1.05), abs=1e-9) and (i1, i2) == (0.0, 0.0)
+    left = torch.linalg.inv(S)  # rows: left eigenvectors
+
+    def overlap(v, j):  # |cos(v, u_j)| |cos(v, w_j)|, densely
+        cos = torch.nn.functional.cosine_similarity
+        return float(cos(v, S[:, j], dim=0).abs() * cos(v, left[j], dim=0).abs())
+
+    assert (o1, o2) == pytest.approx((overlap(V[:, 0], 0), overlap(V[:, 1], 1)))
+    v = torch.randn(n, generator=g, dtype=torch.float64)  # no eigenvector: its best match
+    (e, _, o), _ = two_modes.track_modes(W, torch.stack([v, S[:, 1]], dim=1))
+    j = max((i for i in range(n) if i != 1), key=lambda i: overlap(v, i))
+    assert e == pytest.approx(float(lam[j])) and o == pytest.approx(overlap(v, j))
 
 
 def test_two_modes_served_by_one_student_mode_get_distinct_eigenvalues():

@@ -95,15 +95,18 @@ def track_modes(W: torch.Tensor, V: torch.Tensor) -> list[tuple[float, float, fl
     """``(Re λ, Im λ, overlap)`` of the student eigenvalue matched to each teacher mode.
 
     ``W = Σ_j λ_j u_j w_j^H`` (right eigenvectors ``u_j``, left ``w_j^H``, ``w_j^H u_i = δ_ij``).
-    The overlap of student mode ``j`` with teacher eigenvector ``v`` (a column of ``V``, unit
-    after normalisation) is ``|v^H u_j| |w_j^H v|``, the weight of mode ``j`` in ``v``'s
-    direction (1 when ``u_j = v``). Right eigenvectors alone do not do: the student's learned
-    modes spread over its hidden units, while the teacher's live in the readout plane, and the
-    modes of a non-normal ``W`` are not orthogonal.
+    The overlap of student mode ``j`` with teacher eigenvector ``v`` (a column of ``V``) is
+    ``|cos∠(v, u_j)| |cos∠(v, w_j)|`` (at most 1, and 1 when ``v`` is both a right and a left
+    eigenvector, as the teacher's are). Right eigenvectors alone match poorly: the student's
+    learned modes spread over its hidden units, and at a given step a stable bulk vector often
+    leans as much towards the readout plane; the left factor asks the mode to be excited from
+    ``v`` too. Normalising ``w_j`` keeps near-degenerate, ill-conditioned pairs of a non-normal
+    ``W`` (whose ``|w_j|`` is large) from winning.
     """
     ev, U = torch.linalg.eig(W.detach().double())
     Vc = (V.double() / V.double().norm(dim=0)).to(U.dtype)
-    ov = ((Vc.conj().T @ U).T * (torch.linalg.inv(U) @ Vc)).abs()  # (n, 2)
+    left = torch.linalg.inv(U)  # rows w_j^H
+    ov = ((Vc.conj().T @ U).T * (left @ Vc) / left.norm(dim=1, keepdim=True)).abs()  # (n, 2)
     best = ov.argmax(dim=0).tolist()
     if best[0] == best[1]:  # one student mode serves both: give the other mode its next best
         alt = [ov[:, k].clone() for k in (0, 1)]
