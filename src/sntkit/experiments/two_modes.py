@@ -22,7 +22,10 @@ student eigenvalue of ``W`` whose eigenvectors overlap most with the teacher's e
 ``v_k`` (:func:`track_modes`: right and left eigenvectors; the two modes get distinct student
 eigenvalues, the pair with the larger total overlap). Milestones (:func:`milestones`), each
 the first tracked step from which a condition holds at *every* later tracked step:
-``mode{k}_crossing`` (Re λ > 1) and ``mode{k}_learned`` (``|Re λ − λ_k| ≤ tol``). Ratios::
+``mode{k}_crossing`` (Re λ > 1) and ``mode{k}_learned`` (``|Re λ − λ_k| ≤ rel_tol (λ_k − 1)``:
+the tolerance scales with the mode's instability; an absolute 0.02 is rarely met for good at
+quick scale, where the student's eigenvalues of ``W`` settle a few hundredths off the teacher's
+— the student has a bias and hidden units of its own, so only its readout has to match). Ratios::
 
     ratio          = (mode2_learned − mode1_crossing) / mode1_learned
     crossing_ratio = (mode2_crossing − mode1_crossing) / mode1_crossing
@@ -59,7 +62,7 @@ _COMMON = {
     "angle": 45.0,
     "student_gain": 0.85,
     "ic_range": 2.0,
-    "tol": 0.02,
+    "rel_tol": 0.5,
     "rank_matvecs": 32,
     "damping": 100.0,
     "update_every": 10,
@@ -124,14 +127,14 @@ def _first_stay(rows: list[dict], ok: Any) -> int | None:
     return found
 
 
-def milestones(rows: list[dict], targets: tuple[float, float], tol: float) -> dict[str, Any]:
+def milestones(rows: list[dict], targets: tuple[float, float], rel_tol: float) -> dict[str, Any]:
     """Crossing and learned steps of both modes, and the two ratios (module docstring)."""
     out: dict[str, Any] = {}
     for k, lam in enumerate(targets, start=1):
         key = f"eig{k}"
         out[f"mode{k}_crossing"] = _first_stay(rows, lambda r, key=key: r[key] > 1.0)
         out[f"mode{k}_learned"] = _first_stay(
-            rows, lambda r, key=key, lam=lam: abs(r[key] - lam) <= tol
+            rows, lambda r, key=key, lam=lam: abs(r[key] - lam) <= rel_tol * (lam - 1.0)
         )
     c1, c2, l1, l2 = (out[k] for k in ("mode1_crossing", "mode2_crossing", "mode1_learned",
                                        "mode2_learned"))  # fmt: skip
@@ -191,7 +194,7 @@ def _train(config: dict, run: Run, kind: str, task: StudentTeacherTask, V: torch
 
 
 def _stage_summary(config: dict, rows: list[dict]) -> dict[str, Any]:
-    out = milestones(rows, (config["lambda1"], config["lambda2"]), config["tol"])
+    out = milestones(rows, (config["lambda1"], config["lambda2"]), config["rel_tol"])
     c1, l1 = out["mode1_crossing"], out["mode1_learned"]
     end = out["mode2_crossing"] if out["mode2_crossing"] is not None else rows[-1]["step"]
 
@@ -264,9 +267,18 @@ def _figure(run: Run, kinds: tuple[str, ...], targets: tuple[float, float]) -> N
 
 # ---------------------------------------------------------------------- the sweep
 #: settings passed on to every point unchanged
-_POINT = ("n", "batch", "angle", "iterations", "track_every", "rank_every", "rank_matvecs", "tol")
+_POINT = (
+    "n",
+    "batch",
+    "angle",
+    "iterations",
+    "track_every",
+    "rank_every",
+    "rank_matvecs",
+    "rel_tol",
+)
 SWEEP_SCALES = {
-    "quick": {"lambda2_minus_1": [0.05, 0.2], "lambda1": [1.3], "lr": [5e-3], "steps_T": [25],
+    "quick": {"lambda2_minus_1": [0.1], "lambda1": [1.3], "lr": [5e-3], "steps_T": [25],
               "seeds": 5, "workers": 2,
               **{k: SCALES["quick"][k] for k in _POINT}},
     "paper": {"lambda2_minus_1": [0.02, 0.05, 0.1, 0.2], "lambda1": [1.3, 1.5],
