@@ -1,5 +1,7 @@
 """Two-modes reproduction (paper 000 Fig. 3): teacher, eigenvector tracking, milestones, sweep."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -8,9 +10,9 @@ from sntkit.experiments import two_modes
 from sntkit.experiments.registry import get_experiment
 
 
-@pytest.mark.parametrize("angle", [0.0, 30.0, 45.0])
-def test_teacher_has_exactly_the_two_unstable_modes_on_its_eigenvectors(angle):
-    teacher, V = two_modes.two_mode_teacher(16, 1.3, 1.1, angle, seed=3)
+@pytest.mark.parametrize(("angle", "between"), [(0.0, 90.0), (30.0, 90.0), (45.0, 90.0), (0, 45)])
+def test_teacher_has_exactly_the_two_unstable_modes_on_its_eigenvectors(angle, between):
+    teacher, V = two_modes.two_mode_teacher(16, 1.3, 1.1, angle, seed=3, between=between)
     W = teacher.W.detach().double()
     ev = torch.linalg.eigvals(W)
     unstable = sorted(float(e.real) for e in ev if abs(e) > 1.0)
@@ -21,8 +23,12 @@ def test_teacher_has_exactly_the_two_unstable_modes_on_its_eigenvectors(angle):
     assert torch.allclose(teacher.b, torch.zeros(16))
     if angle == 45.0:  # both readout channels see both modes
         assert V[:2].abs().min() > 0.7
+    cosine = float(V[:, 0] @ V[:, 1])
+    assert cosine == pytest.approx(math.cos(math.radians(between)), abs=1e-6)
     with pytest.raises(ValueError, match="lambda1 > lambda2 > 1"):
         two_modes.two_mode_teacher(8, 1.1, 1.2)
+    with pytest.raises(ValueError, match="between"):
+        two_modes.two_mode_teacher(8, 1.3, 1.2, between=180.0)
 
 
 def test_tracking_follows_the_eigenvectors_not_the_eigenvalue_order():

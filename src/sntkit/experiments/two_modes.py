@@ -7,9 +7,13 @@ collapses onto it (rank ≈ 1) and gradient descent barely moves along mode 2.
 Teacher (:func:`two_mode_teacher`): a post-form tanh RNN ``h' = W tanh(h)`` (no bias), so its
 linearization at the origin is ``W``. The readout plane (units 0, 1) carries the block
 ``R(θ) diag(λ_1, λ_2) R(θ)^T`` with ``λ_1 > λ_2 > 1``: two real unstable modes whose
-eigenvectors are the plane rotated by ``angle`` θ (default 45°, so that both readout channels see
-both modes and the NTK collapse on mode 1 can slow mode 2; at θ = 0 the task splits into two
-independent 1-D fits). Off the plane ``W`` is a contracting ``0.5 ×`` Xavier block (spectral
+eigenvectors are the plane rotated by ``angle`` θ (default 45°: both readout channels see both
+modes; at θ = 0 the task splits into two 1-D fits), or, with ``between`` ≠ 90°, the non-normal
+block ``P diag(λ_1, λ_2) P^{-1}`` whose eigenvectors are ``between`` degrees apart. Note: a
+rotation alone hardly changes SGD (the loss sums both channels, the square of initial conditions
+has isotropic covariance and ``tanh`` is nearly linear while the student's states are small, so
+in that regime SGD is equivariant under rotations of the readout plane); non-orthogonal modes
+(``between`` ≠ 90°) couple the two fits for real. Off the plane ``W`` is a contracting ``0.5 ×`` Xavier block (spectral
 radius ≈ 0.5), so these are the only unstable eigenvalues.
 
 Student (App. B): :func:`sntkit.tasks.student_teacher.make_student` (64 units, Xavier ×
@@ -60,6 +64,7 @@ _COMMON = {
     "lambda1": 1.3,
     "lambda2": 1.1,
     "angle": 45.0,
+    "between": 90.0,
     "student_gain": 0.85,
     "ic_range": 2.0,
     "rel_tol": 0.5,
@@ -78,19 +83,28 @@ OPTIMIZERS = ("sgd", "natural_gradient_rank2")
 
 
 def two_mode_teacher(
-    n: int, l1: float, l2: float, angle: float = 45.0, seed: int = 0
+    n: int, l1: float, l2: float, angle: float = 45.0, seed: int = 0, between: float = 90.0
 ) -> tuple[RNN, torch.Tensor]:
-    """The teacher of the module docstring and its two unstable eigenvectors ``(n, 2)``."""
+    """The teacher of the module docstring and its two unstable eigenvectors ``(n, 2)``.
+
+    Mode 1's eigenvector is the readout axis 0 rotated by ``angle`` degrees, mode 2's a further
+    ``between`` degrees on: 90 gives a normal readout block ``R diag(λ) R^T``, other values a
+    non-normal one ``P diag(λ) P^{-1}`` whose modes are not orthogonal.
+    """
     if not l1 > l2 > 1.0:
         raise ValueError(f"need lambda1 > lambda2 > 1, got lambda1={l1}, lambda2={l2}")
+    if between % 180.0 == 0.0:
+        raise ValueError(f"between must not be a multiple of 180 degrees, got {between}")
     g = torch.Generator().manual_seed(20_000 + seed)
     W = 0.5 * torch.randn(n, n, generator=g) / math.sqrt(n)
     W[:2, :], W[:, :2] = 0.0, 0.0
-    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    R = torch.tensor([[c, -s], [s, c]])
-    W[:2, :2] = R @ torch.diag(torch.tensor([l1, l2])) @ R.T
+    a = torch.tensor([angle, angle + between], dtype=torch.float64).deg2rad()
+    P = torch.stack([a.cos(), a.sin()])  # unit eigenvectors as columns
+    W[:2, :2] = (
+        P @ torch.diag(torch.tensor([l1, l2], dtype=P.dtype)) @ torch.linalg.inv(P)
+    ).float()
     V = torch.zeros(n, 2)
-    V[:2] = R
+    V[:2] = P.float()
     return RNN.from_weights(W), V
 
 
@@ -214,7 +228,7 @@ def make_task(config: dict[str, Any]) -> tuple[StudentTeacherTask, torch.Tensor]
     """The teacher's task (fixed batch of initial conditions) and its mode eigenvectors."""
     n, B, T = config["n"], config["batch"], config["steps_T"]
     teacher, V = two_mode_teacher(
-        n, config["lambda1"], config["lambda2"], config["angle"], config["seed"]
+        n, config["lambda1"], config["lambda2"], config["angle"], config["seed"], config["between"]
     )
     g = torch.Generator().manual_seed(config["seed"])
     h0 = torch.zeros(B, n)
