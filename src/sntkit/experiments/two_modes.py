@@ -13,8 +13,8 @@ block ``P diag(λ_1, λ_2) P^{-1}`` whose eigenvectors are ``between`` degrees a
 rotation alone hardly changes SGD (the loss sums both channels, the square of initial conditions
 has isotropic covariance and ``tanh`` is nearly linear while the student's states are small, so
 in that regime SGD is equivariant under rotations of the readout plane); non-orthogonal modes
-(``between`` ≠ 90°) couple the two fits for real. Off the plane ``W`` is a contracting ``0.5 ×`` Xavier block (spectral
-radius ≈ 0.5), so these are the only unstable eigenvalues.
+(``between`` ≠ 90°) couple the two fits for real. Off the plane ``W`` is a contracting
+``0.5 ×`` Xavier block (spectral radius ≈ 0.5), so these are the only unstable eigenvalues.
 
 Student (App. B): :func:`sntkit.tasks.student_teacher.make_student` (64 units, Xavier ×
 ``student_gain`` with bias), initial conditions uniform on ``[−ic_range, ic_range]²`` in the
