@@ -16,7 +16,9 @@ from sntkit.experiments.sweep import (
     grid_points,
     parse_grid,
     point_name,
+    run_seeds,
     run_sweep,
+    seed_statistics,
     split_sweep_spec,
 )
 
@@ -209,3 +211,57 @@ def test_sweep_on_an_existing_scheduler_and_client(tmp_path):
                                   client=client)  # fmt: skip
             assert client.status == "running"  # a client given to the sweep stays open
     assert by_address.value.tolist() == by_client.value.tolist() == [1.0, 4.0]
+
+
+def test_seed_sweep_writes_per_seed_folders_claims_and_statistics(tmp_path, marks):
+    base = TINY | {"marks": str(marks)}
+    out = tmp_path / "s"
+    table, stats = run_seeds("counter", 3, first_seed=1, out=out, base=base | {"seed": 7},
+                             workers=2, processes=False)  # fmt: skip
+    assert table.seed.tolist() == [1, 2, 3] and (table.status == "ok").all()
+    refs = [_reference(tmp_path, **TINY, seed=s) for s in (1, 2, 3)]
+    assert table.final_loss.tolist() == [r["final_loss"] for r in refs]
+    for s, ref in zip((1, 2, 3), refs, strict=True):
+        assert json.loads((out / "points" / f"seed={s}" / "summary.json").read_text()) == ref
+    losses = sorted(r["final_loss"] for r in refs)
+    assert stats["final_loss"] == {"median": losses[1], "min": losses[0], "max": losses[2], "n": 3}
+    assert stats["steps"] == {"median": 10.0, "min": 10.0, "max": 10.0, "n": 3}
+    assert "seed" not in stats and "attempts" not in stats
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims["seeds"] == [1, 2, 3] and claims["statistics"] == stats
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "claims.parquet"), table)
+    again, _ = run_seeds("counter", 3, first_seed=1, out=out, base=base, processes=False)
+    assert again.attempts.tolist() == [0, 0, 0]  # resumed: nothing reran
+    assert sum(dummies.starts(marks, f"seed={s}") for s in (1, 2, 3)) == 3
+    with pytest.raises(ConfigError, match="seeds must be a positive integer"):
+        run_seeds("counter", 0, out=out)
+
+
+def test_seed_statistics_skip_failed_rows_text_and_missing_values():
+    table = pd.DataFrame(
+        {
+            "seed": [0, 1, 2, 3],
+            "x": [1.0, float("nan"), 3.0, 100.0],
+            "flag": [True, False, True, True],
+            "kind": ["a", "b", "c", "d"],
+            "empty": [None, None, None, None],
+            "status": ["ok", "ok", "ok", "failed"],
+            "attempts": [1, 1, 1, 2],
+        }
+    )
+    assert seed_statistics(table) == {"x": {"median": 2.0, "min": 1.0, "max": 3.0, "n": 2}}
+
+
+def test_reproduce_seeds_on_the_command_line(tmp_path, capsys):
+    from sntkit.cli.main import main
+
+    settings = [f"--set={k}={v}" for k, v in TINY.items()]
+    out = tmp_path / "cli"
+    assert main(["reproduce", "counter", "--seeds", "2", "--out", str(out), "--workers", "1",
+                 "--no-progress", *settings]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    stats = json.loads((out / "claims.json").read_text())["statistics"]
+    s = stats["final_loss"]
+    assert f"final_loss: {s['median']:.6g} [{s['min']:.6g}, {s['max']:.6g}] (n=2)" in text
+    assert main(["reproduce", "counter", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "--scheduler and --workers need --seeds" in capsys.readouterr().err

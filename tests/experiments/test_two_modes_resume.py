@@ -6,13 +6,14 @@ from resume_checks import assert_same_results
 from sntkit.cli.main import main
 from sntkit.experiments import two_modes
 
-TINY = {"n": 6, "batch": 8, "steps_T": 5, "iterations": 12, "track_every": 2,
-        "update_every": 2, "checkpoint_every": 4}  # fmt: skip
+TINY = {"n": 6, "batch": 8, "steps_T": 5, "iterations": 12, "track_every": 2, "rank_every": 4,
+        "rank_matvecs": 4, "update_every": 2, "checkpoint_every": 4}  # fmt: skip
 
 
-# stop inside the SGD run (after step 8) / inside the natural-gradient run (after step 4); the
-# resumed run tracks the eigenvalues at the steps left: 8, 10, 12 + 7 (NG) or 4, ..., 12
-@pytest.mark.parametrize(("stop_at", "tracked"), [(2, 3 + 7), (3, 5)])
+# stop inside the SGD stage (2nd checkpoint: after step 8) / inside the natural-gradient stage
+# (5th: SGD wrote 4, 8, 12 and its stage end, then NG after step 4);
+# the resumed run tracks the modes at the steps left: 8, 10, 12 + 7 (NG) or 4, ..., 12
+@pytest.mark.parametrize(("stop_at", "tracked"), [(2, 3 + 7), (5, 5)])
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     tmp_path, monkeypatch, interrupted, stop_at, tracked
 ):
@@ -21,8 +22,8 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     assert main(["reproduce", "two-modes", "--out", str(full), *settings]) == 0
     interrupted(["reproduce", "two-modes", "--out", str(part), *settings], stop_at)
     calls = []
-    leading = two_modes.leading_eigenvalues
-    monkeypatch.setattr(two_modes, "leading_eigenvalues", lambda W: calls.append(1) or leading(W))
+    track = two_modes.track_modes
+    monkeypatch.setattr(two_modes, "track_modes", lambda W, V: calls.append(1) or track(W, V))
     assert main(["reproduce", "two-modes", "--out", str(part), "--resume", *settings]) == 0
     assert len(calls) == tracked  # continued from the checkpoint, not restarted
     assert_same_results(full, part)

@@ -3,6 +3,7 @@
     sntkit reproduce --list
     sntkit reproduce NAME [--scale quick|paper] [--out DIR] [--device cpu|cuda] [--seed N]
                           [--resume] [--set KEY=VALUE ...] [--config FILE.yaml|.toml|.json]
+                          [--seeds K [--scheduler ADDRESS] [--workers N]]
     sntkit reproduce NAME [--scale S] [--set KEY=VALUE ...] --show-config
     sntkit sweep NAME [--grid KEY=V1,V2,... ...] [--config SWEEP.yaml|.toml] [--set KEY=VALUE ...]
                       [--scale S] [--out DIR] [--scheduler ADDRESS] [--workers N] [--retries N]
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of newest checkpoints kept (default 2)",
     )
+    _add_seed_options(r)
     r.set_defaults(func=_reproduce)
 
     s = sub.add_parser(
@@ -120,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_sweep)
     return p
+
+
+def _add_seed_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument(
+        "--seeds",
+        type=int,
+        metavar="K",
+        help="run K seeds (--seed, --seed + 1, ...) as a resumable Dask sweep; writes per-seed "
+        "folders, claims.parquet and claims.json (median [min, max] of every summary number)",
+    )
+    r.add_argument("--scheduler", metavar="ADDRESS", help="with --seeds: Dask scheduler to use")
+    r.add_argument("--workers", type=int, metavar="N", help="with --seeds: local workers")
 
 
 def _add_run_options(
@@ -247,6 +261,10 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.keep_checkpoints < 1:
         raise ConfigError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
     exp = get_experiment(name)
+    if args.seeds is not None:
+        return _reproduce_seeds(args, exp, scale, settings)
+    if args.scheduler or args.workers:
+        raise ConfigError("--scheduler and --workers need --seeds K")
     config = exp.config(scale, _overrides(args, settings))
     if args.show_config:
         _show_config(config, exp.defaults(scale))
@@ -261,6 +279,23 @@ def _reproduce(args: argparse.Namespace) -> int:
         print(json.dumps(scalars, indent=2, default=str))
     print(f"results in {out}")
     return 0
+
+
+def _reproduce_seeds(args: argparse.Namespace, exp: Any, scale: str, settings: dict) -> int:
+    from sntkit.experiments.sweep import run_seeds
+
+    base = _overrides(args, settings)
+    table, stats = run_seeds(
+        exp, args.seeds, first_seed=base.pop("seed", 0), out=args.out, scale=scale, base=base,
+        scheduler=args.scheduler, workers=args.workers,
+    )  # fmt: skip
+    for key, s in stats.items():
+        print(f"{key}: {s['median']:.6g} [{s['min']:.6g}, {s['max']:.6g}] (n={s['n']})")
+    failed = table[table.status == "failed"]
+    for row in failed.itertuples():
+        print(f"failed: {row.folder}: {row.error}", file=sys.stderr)
+    print(f"claims in {Path(table.attrs['path']).parent / 'claims.json'}")
+    return 1 if len(failed) else 0
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -47,6 +47,11 @@ as ``key.sub``; a summary key equal to a parameter name is dropped when it repea
 and stored as ``summary.KEY`` otherwise), then ``status`` (``ok``/``failed``/``pending``),
 ``error``, ``attempts`` (in this invocation; 0 for points finished earlier) and ``folder``
 (relative to ``OUT``). The returned ``DataFrame`` is that table, with ``attrs["path"]`` its file.
+
+Seeds. ``run_seeds(name, K)`` (``sntkit reproduce NAME --seeds K``) is the sweep over ``seed``
+alone: per-seed folders ``OUT/points/seed=S/``, the table also written as ``OUT/claims.parquet``
+and ``OUT/claims.json`` with ``median``, ``min``, ``max`` and ``n`` (finished seeds) of every
+numeric summary value (:func:`seed_statistics`).
 """
 
 from __future__ import annotations
@@ -76,7 +81,9 @@ __all__ = [
     "parse_grid",
     "point_name",
     "run_point",
+    "run_seeds",
     "run_sweep",
+    "seed_statistics",
     "split_sweep_spec",
 ]
 
@@ -431,3 +438,57 @@ def _collect(
         if time.monotonic() - last_write > 2.0:
             write_table()
             last_write = time.monotonic()
+
+
+def seed_statistics(table: Any) -> dict[str, dict[str, float | int]]:
+    """``{key: {"median", "min", "max", "n"}}`` over the finished rows of a seed table.
+
+    Every numeric (not boolean) summary column counts; NaN and missing values are skipped, and
+    a column without any finite value is left out. The point parameter ``seed`` is excluded.
+    """
+    import pandas as pd
+
+    ok = table[table["status"] == "ok"]
+    out: dict[str, dict[str, float | int]] = {}
+    for col in ok.columns:
+        if col in (*STATUS_COLUMNS, "seed") or not pd.api.types.is_numeric_dtype(ok[col]):
+            continue
+        if pd.api.types.is_bool_dtype(ok[col]):
+            continue
+        vals = ok[col].astype(float)
+        vals = vals[vals.notna() & (vals.abs() != float("inf"))]
+        if len(vals):
+            out[col] = {"median": float(vals.median()), "min": float(vals.min()),
+                        "max": float(vals.max()), "n": len(vals)}  # fmt: skip
+    return out
+
+
+def run_seeds(
+    experiment: str | Experiment,
+    seeds: int,
+    *,
+    first_seed: int = 0,
+    out: str | Path | None = None,
+    **sweep: Any,
+) -> tuple[Any, dict[str, dict[str, float | int]]]:
+    """Run ``experiment`` for ``seeds`` seeds ``first_seed, first_seed + 1, ...`` on Dask.
+
+    ``sweep`` is passed on to :func:`run_sweep` (``scale``, ``base``, ``scheduler``, ...);
+    ``out`` defaults to ``runs/NAME-SCALE-seedsK``. Writes ``claims.parquet`` and
+    ``claims.json`` (:func:`seed_statistics`) in ``out``; returns the table and the statistics.
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}")
+    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    base = dict(sweep.pop("base", None) or {})
+    base.pop("seed", None)  # the seeds are the grid
+    scale = sweep.get("scale", "quick")
+    runs = Path(os.environ.get("SNTKIT_RUNS", "runs"))
+    out = Path(out or runs / slug(f"{exp.name}-{scale}-seeds{seeds}"))
+    grid = {"seed": list(range(first_seed, first_seed + seeds))}
+    table = run_sweep(exp, grid, base=base, out=out, **sweep)
+    stats = seed_statistics(table)
+    io.write_parquet(out / "claims.parquet", table)
+    io.write_json(out / "claims.json", {"experiment": exp.name, "scale": scale,
+                                        "seeds": grid["seed"], "statistics": stats})  # fmt: skip
+    return table, stats
