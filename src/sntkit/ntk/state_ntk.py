@@ -312,7 +312,9 @@ def state_ntk(
         (nothing of size ``B·T·N²``), ``"unrolled"`` (``J``, ``NTK_S`` and ``F`` by plain
         ``torch.func`` JVP/VJP through the unrolled trajectory: no set-up, cheapest for one or
         two probes, e.g. inside an optimizer), or ``"auto"`` (structured or matrix-free by the
-        measured rule of :mod:`sntkit.ntk.path_choice`).
+        measured rule of :mod:`sntkit.ntk.path_choice`). Cells with a closed-form
+        ``step_jacobian`` (the RNN) apply it directly on both of the first two paths and store
+        no per-step Jacobians.
     dtype:
         Compute dtype; the detached parameter copies, ``h0`` and ``inputs`` are converted to it.
         Default: ``h0.dtype`` (``inputs.dtype`` or the parameters' dtype when ``h0`` is None).
