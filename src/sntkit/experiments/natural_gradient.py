@@ -25,7 +25,6 @@ import torch
 
 from sntkit.dynamics import BifurcationMonitor
 from sntkit.experiments import plotting, style
-from sntkit.experiments.progress import Progress
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.ntk import state_ntk
@@ -78,20 +77,9 @@ def smoothness(losses: list[float], drop_window: int) -> dict[str, Any]:
     }
 
 
-def train(
-    config: dict[str, Any],
-    task: StudentTeacherTask,
-    kind: str,
-    run: Run,
-    state: dict | None,
-    done: dict[str, dict],
-) -> dict[str, Any]:
-    """One training run (``kind`` in :data:`OPTIMIZERS`), resumable from ``state``.
-
-    Checkpoints are numbered ``index · iterations + step`` so that the newest is the latest in
-    the whole experiment, and carry the finished runs ``done``.
-    """
-    offset = OPTIMIZERS.index(kind) * config["iterations"]
+def train(config: dict[str, Any], task: StudentTeacherTask, kind: str, run: Run) -> dict[str, Any]:
+    """One training run (``kind`` in :data:`OPTIMIZERS`): the loss at every step, the detected
+    bifurcations and the training time (a stage of the run: it resumes from its checkpoint)."""
     student = make_student(
         config["n"], gain=config["student_gain"], seed=config["seed"], device=config["device"]
     )
@@ -111,17 +99,10 @@ def train(
     monitor = BifurcationMonitor(
         student, every=config["check_every"], init_scale=1.5, seed=config["seed"]
     )
-    out = {"losses": [], "events": [], "train_time": 0.0, "step": 0}
-    if state is not None:
-        student.load_state_dict(state["student"])
-        opt.load_state_dict(state["optimizer"])
-        monitor.load_state_dict(state["monitor"])
-        out = state["out"]
-    start = out["step"]
-    bar = Progress(
-        range(start, config["iterations"]), total=config["iterations"] - start, desc=kind
-    )
-    for step in bar:
+    out: dict[str, Any] = {"losses": [], "events": [], "train_time": 0.0}
+    loop = run.loop(config["iterations"], desc=kind, student=student, optimizer=opt,
+                    monitor=monitor, out=out)  # fmt: skip
+    for step in loop:
         if monitor.due(step):
             params = {k: v.detach().clone() for k, v in student.named_parameters()}
             _, events = monitor.check(step, params)
@@ -136,22 +117,8 @@ def train(
         if not math.isfinite(value):
             raise ValueError(f"{kind} diverged at step {step}; lower lr")
         out["losses"].append(value)
-        out["step"] = step + 1
         if step % 50 == 0:
-            bar.show(loss=value)
-        if run.should_checkpoint(step + 1) and step + 1 < config["iterations"]:
-            run.checkpoint(
-                offset + step + 1,
-                {
-                    "kind": kind,
-                    "student": student.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "monitor": monitor.state_dict(),
-                    "out": out,
-                    "done": done,
-                },
-            )
-    bar.close()
+            loop.show(loss=value)
     return out
 
 
@@ -161,7 +128,6 @@ def train(
     scales=SCALES,
 )
 def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
-    run.checkpoint_every = config["checkpoint_every"]
     task = StudentTeacherTask.build(
         config["n"],
         config["batch"],
@@ -169,15 +135,8 @@ def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
         seed=config["seed"],
         device=config["device"],
     )
-    restored = run.restore()
-    state = restored[1] if restored else None
-    done: dict[str, dict] = dict(state["done"]) if state else {}
-    for i, kind in enumerate(OPTIMIZERS):
-        if kind in done:
-            continue
-        resume = state if state is not None and state["kind"] == kind else None
-        done[kind] = train(config, task, kind, run, resume, done)
-        run.checkpoint((i + 1) * config["iterations"], {"kind": "", "done": done})
+    done = {kind: run.stage(kind, lambda kind=kind: train(config, task, kind, run))
+            for kind in OPTIMIZERS}  # fmt: skip
     summary: dict[str, Any] = {}
     for kind, res in done.items():
         sm = smoothness(res["losses"], config["drop_window"])
