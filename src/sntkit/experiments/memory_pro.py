@@ -58,6 +58,7 @@ from torch import nn
 from sntkit.dynamics import find_fixed_points
 from sntkit.experiments import plotting
 from sntkit.experiments.io import save_checkpoint
+from sntkit.experiments.optimizers import make_optimizer
 from sntkit.experiments.progress import Progress
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -65,7 +66,6 @@ from sntkit.linalg import cosine_similarity, eigsh, trace
 from sntkit.models import GRU, RNN, Cell, as_cell
 from sntkit.ntk import state_ntk
 from sntkit.operators import Identity
-from sntkit.optim import Shampoo
 from sntkit.tasks.memory_pro import MemoryPro
 
 #: settings that follow the model unless given (``"auto"``): (scale, model) -> values
@@ -324,21 +324,6 @@ def analyse(
         "core_ntk_cosine_err": cos.stderr,
         "ntk_target_alignment_mode3": float(align[0]),
     }
-
-
-def make_optimizer(
-    opt_name: str, model: nn.Module, config: dict[str, Any]
-) -> torch.optim.Optimizer:
-    """SGD, or Shampoo in the variant ``config["shampoo"]`` (module docstring)."""
-    if opt_name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config["lr"])
-    if config["shampoo"] == "torch_optimizer":  # torch_optimizer.Shampoo at its defaults
-        return Shampoo(
-            model.parameters(), lr=config["shampoo_lr"], eps=1e-4, variant="torch_optimizer"
-        )
-    return Shampoo(
-        model.parameters(), lr=config["shampoo_lr"], eps=1e-4, update_freq=10, graft="sgd"
-    )
 
 
 class TrainingData:

@@ -25,10 +25,10 @@ import torch
 
 from sntkit.dynamics import BifurcationMonitor
 from sntkit.experiments import plotting, style
+from sntkit.experiments.optimizers import make_optimizer
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.ntk import state_ntk
-from sntkit.optim import LowRankNaturalGradient
 from sntkit.tasks.student_teacher import APP_B, StudentTeacherTask, make_student
 
 SCALES = {
@@ -84,18 +84,9 @@ def train(config: dict[str, Any], task: StudentTeacherTask, kind: str, run: Run)
         config["n"], gain=config["student_gain"], seed=config["seed"], device=config["device"]
     )
     T = config["steps_T"]
-    if kind == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(student.parameters(), lr=config["lr"])
-    else:
-        opt = LowRankNaturalGradient(
-            student,
-            lambda: state_ntk(student, task.h0, steps=T, path="unrolled"),
-            rank=config["rank"],
-            lr=config["lr"],
-            damping=config["damping"],
-            update_every=config["update_every"],
-            seed=config["seed"],
-        )
+    opt = make_optimizer(
+        kind, student, config, lambda: state_ntk(student, task.h0, steps=T, path="unrolled")
+    )
     monitor = BifurcationMonitor(
         student, every=config["check_every"], init_scale=1.5, seed=config["seed"]
     )

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 
 from sntkit.experiments import plotting, style
+from sntkit.experiments.optimizers import make_optimizer
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.experiments.stats import spearman
@@ -57,7 +58,6 @@ from sntkit.experiments.sweep import run_sweep
 from sntkit.linalg import effective_rank
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
-from sntkit.optim import LowRankNaturalGradient
 from sntkit.tasks.student_teacher import APP_B, READOUT, StudentTeacherTask, make_student
 
 _COMMON = {
@@ -164,20 +164,6 @@ def _stable_rank(student: RNN, task: StudentTeacherTask, matvecs: int, seed: int
     return float(effective_rank(ntk.spectral_operator, "stable", matvecs, seed=seed).value)
 
 
-def _optimizer(kind: str, student: RNN, task: StudentTeacherTask, config: dict) -> Any:
-    if kind == "sgd":
-        return torch.optim.SGD(student.parameters(), lr=config["lr"])
-    return LowRankNaturalGradient(
-        student,
-        lambda: state_ntk(student, task.h0, steps=task.steps, path="unrolled"),
-        rank=2,
-        lr=config["lr"],
-        damping=config["damping"],
-        update_every=config["update_every"],
-        seed=config["seed"],
-    )
-
-
 def _check(config, student, task, V, kind: str, step: int, loss: float) -> dict[str, Any]:
     (e1, i1, o1), (e2, i2, o2) = track_modes(student.W, V)
     row = {"optimizer": kind, "step": step, "loss": loss, "eig1": e1, "eig2": e2, "imag1": i1,
@@ -190,7 +176,12 @@ def _check(config, student, task, V, kind: str, step: int, loss: float) -> dict[
 def _train(config: dict, run: Run, kind: str, task: StudentTeacherTask, V: torch.Tensor) -> dict:
     """One stage: train a fresh student with optimizer ``kind``; returns its milestones."""
     student = make_student(config["n"], gain=config["student_gain"], seed=config["seed"] + 1)
-    opt = _optimizer(kind, student, task, config)
+    opt = make_optimizer(
+        kind,
+        student,
+        config,
+        lambda: state_ntk(student, task.h0, steps=task.steps, path="unrolled"),
+    )
     iters = config["iterations"]
     loop = run.loop(iters + 1, desc=kind, student=student, optimizer=opt)
     for step in loop:
