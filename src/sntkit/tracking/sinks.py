@@ -20,11 +20,11 @@ from typing import Any
 Row = dict[str, Any]
 
 
-class CSVSink:
-    """Appends rows to a CSV file; the header is the union of keys seen (rewritten if it grows).
+class _FileSink:
+    """Rows to ``path`` and event records to ``<stem>_events<suffix>`` next to it, each file
+    rewritten atomically at every call (a crash never leaves half a file)."""
 
-    Events go to ``<stem>_events.csv`` next to it (as JSON in one ``record`` column).
-    """
+    suffix = ""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -36,11 +36,28 @@ class CSVSink:
         self._write(self.path, self.rows)
 
     def event(self, record: Row) -> None:
-        self.events.append({"step": record.get("step"), "record": json.dumps(record)})
-        self._write(self.path.with_name(f"{self.path.stem}_events.csv"), self.events)
+        self.events.append(self._event_row(record))
+        self._write(self.path.with_name(f"{self.path.stem}_events{self.suffix}"), self.events)
 
-    @staticmethod
-    def _write(path: Path, rows: list[Row]) -> None:
+    def _event_row(self, record: Row) -> Row:
+        raise NotImplementedError
+
+    def _write(self, path: Path, rows: list[Row]) -> None:
+        raise NotImplementedError
+
+
+class CSVSink(_FileSink):
+    """Appends rows to a CSV file; the header is the union of keys seen (rewritten if it grows).
+
+    Events go to ``<stem>_events.csv`` next to it (as JSON in one ``record`` column).
+    """
+
+    suffix = ".csv"
+
+    def _event_row(self, record: Row) -> Row:
+        return {"step": record.get("step"), "record": json.dumps(record)}
+
+    def _write(self, path: Path, rows: list[Row]) -> None:
         keys = list(dict.fromkeys(k for r in rows for k in r))
         _replace(path, lambda f: _csv(f, keys, rows), "w")
 
@@ -51,31 +68,20 @@ def _csv(f: Any, keys: list[str], rows: list[Row]) -> None:
     w.writerows(rows)
 
 
-class ParquetSink:
+class ParquetSink(_FileSink):
     """Rows to a parquet file (and events to ``<stem>_events.parquet``), rewritten atomically."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.rows: list[Row] = []
-        self.events: list[Row] = []
+    suffix = ".parquet"
 
-    def log(self, row: Row) -> None:
-        self.rows.append(row)
-        self._write(self.path, self.rows)
+    def _event_row(self, record: Row) -> Row:
+        return {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in record.items()}
 
-    def event(self, record: Row) -> None:
-        self.events.append(
-            {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in record.items()}
-        )
-        self._write(self.path.with_name(f"{self.path.stem}_events.parquet"), self.events)
-
-    @staticmethod
-    def _write(path: Path, rows: list[Row]) -> None:
+    def _write(self, path: Path, rows: list[Row]) -> None:
         try:
             import pandas as pd
-        except ImportError as err:  # core install: torch, numpy, scipy, tqdm only
+        except ImportError as err:  # core install: torch, numpy, scipy only
             raise ImportError(
-                "ParquetSink needs pandas and pyarrow: pip install pandas pyarrow"
+                "ParquetSink needs pandas and pyarrow: pip install 'sntkit[experiments]'"
             ) from err
         frame = pd.DataFrame(rows)
         _replace(path, lambda f: frame.to_parquet(f), "wb")
