@@ -113,10 +113,10 @@ def main() -> None:
 
         return make
 
-    def pre(opt_cls, **kw):
+    def pre(opt_cls, path="auto", **kw):
         def make(model):
             p = StateSpaceNaturalGradient(
-                model, h0=task.h0, steps=T, rank=1, damping=1e3, update_every=10
+                model, h0=task.h0, steps=T, rank=1, damping=1e3, update_every=10, path=path
             )
             return Preconditioned(p, opt_cls(model.parameters(), **kw))
 
@@ -133,11 +133,15 @@ def main() -> None:
             m.parameters(), lr=5e-3, graft="sgd", update_freq=10
         ),
         "preconditioner rank 1, every 10 + SGD": pre(torch.optim.SGD, lr=5e-3),
+        "preconditioner rank 1, every 10 (unrolled) + SGD": pre(
+            torch.optim.SGD, path="unrolled", lr=5e-3
+        ),
         "Adam": lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
         "preconditioner rank 1, every 10 + Adam": pre(torch.optim.Adam, lr=1e-3),
     }
     if args.interleaved:
         names = ("SGD", "preconditioner rank 1, every 10 + SGD", "Adam")
+        names += ("preconditioner rank 1, every 10 (unrolled) + SGD",)
         names += ("preconditioner rank 1, every 10 + Adam",)
         seconds = interleaved(task, {n: optimizers[n] for n in names}, args.interleaved)
     else:

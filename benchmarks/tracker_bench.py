@@ -41,7 +41,7 @@ CHECK_EVERY, DROP_WINDOW = 50, 20
 
 def overhead(task: StudentTeacherTask, steps: int) -> dict[str, dict[str, float]]:
     h0, T = task.h0, task.steps
-    lean = {"top_k": 1, "rank_matvecs": 8, "h0": h0[:32], "path": "unrolled"}
+    lean = {"top_k": 1, "rank_matvecs": 8, "h0": h0[:32]}
     configs = {
         "spectral radius": {"metrics": ("spectral_radius",)},
         "top-1 eigenvalue, stable/participation ranks (32 sequences, 8 probes)": {
