@@ -41,12 +41,12 @@ POINT_SCALES = {
     "quick": {
         "n_in": 5, "n_x": 10, "steps_T": 30, "n_attn": 32, "n_mlp": 64, "heads": 1,
         "fourier": 0, "save_modes": False, "overall_matvecs": 48, "view_samples": 48,
-        "block": "attention_mlp",
+        "block": "attention_mlp", "bias_sites": True,
     },
     "paper": {
         "n_in": 5, "n_x": 10, "steps_T": 50, "n_attn": 64, "n_mlp": 128, "heads": 1,
         "fourier": 0, "save_modes": False, "overall_matvecs": 96, "view_samples": 96,
-        "block": "attention_mlp",
+        "block": "attention_mlp", "bias_sites": True,
     },
 }  # fmt: skip
 
@@ -65,12 +65,17 @@ def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
         x = fourier_features(signal, config["fourier"])
     else:
         x = torch.randn(B, T, config["n_in"], generator=g, dtype=torch.float64)
-    ntk = feedforward_ntk(*_block(config, x, g))
+    model, block_inputs = _block(config, x, g)
+    # bias_sites=false: biases frozen, so the constant state entries they multiply leave K
+    # (the test of Fig. 6C's explanation of its near-constant temporal modes)
+    trainable = None if config["bias_sites"] else _weights(model)
+    ntk = feedforward_ntk(model, block_inputs, trainable)
     # forming the exact temporal view costs O((BT)² N P); the two-probe estimator is cheap
     samples, seed = config["view_samples"], config["seed"]
     temporal = ntk.view_participation(("batch", "time"), num_samples=samples, seed=seed)
     spatial = ntk.view_participation(("unit",), num_samples=samples, seed=seed)
     overall = effective_rank(ntk.fisher, "participation", config["overall_matvecs"], seed=seed)
+    mode_stats: dict[str, list[float]] = {}
     if config["save_modes"]:
         evals, evecs = torch.linalg.eigh(ntk.view_matrix(("batch", "time")).double())
         top = evecs[:, -8:].flip(1).T * evals[-8:].flip(0).clamp_min(0).sqrt()[:, None]
@@ -78,7 +83,15 @@ def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
             run.path("temporal_modes.pt"),
             {"modes": top.reshape(8, B, T), "eigenvalues": evals.flip(0)},
         )
+        modes = top[:3].reshape(3, B, T)
+        within = (modes - modes.mean(2, keepdim=True)).square().sum((1, 2))
+        mode_stats = {
+            "temporal_mode_fractions": (evals.flip(0)[:3] / evals.sum()).tolist(),
+            # 1 for a mode constant in time within every sequence
+            "temporal_mode_time_constancy": (1 - within / modes.square().sum((1, 2))).tolist(),
+        }
     summary = {
+        **mode_stats,
         "input_dim": x.shape[-1],
         "temporal_rank": temporal.value,
         "temporal_rank_err": temporal.stderr,
@@ -93,6 +106,15 @@ def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 
 BLOCKS = ("attention_mlp", "torch_encoder")
+
+
+def _weights(model: torch.nn.Module) -> list[str]:
+    """Names of the model's parameters that are not biases (``b_*``, ``*bias``)."""
+    return [
+        n
+        for n, _ in model.named_parameters()
+        if not (n.rsplit(".", 1)[-1].startswith("b_") or n.endswith("bias"))
+    ]
 
 
 def _block(config: dict[str, Any], x: torch.Tensor, g: torch.Generator) -> tuple[Any, torch.Tensor]:
