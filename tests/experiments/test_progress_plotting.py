@@ -3,7 +3,6 @@
 import threading
 
 import matplotlib as mpl
-import pandas as pd
 import pytest
 
 from sntkit.experiments import plotting, progress
@@ -70,13 +69,3 @@ def test_figure_style_and_files(tmp_path):
     assert not ax[0, 0].spines["top"].get_visible()
     assert len(ax[0, 0].get_legend().get_texts()) == 2  # one entry for all event lines
     assert mpl.get_backend() == backend  # no global backend switch
-
-
-def test_metrics_figure(tmp_path):
-    rows = [{"step": s, "loss": 1.0 / (s + 1), "rank": 2.0, "rank_err": 0.1} for s in range(5)]
-    fig = plotting.metrics_figure(rows, ["loss", "rank"], events=[2], logy=["loss"])
-    assert [a.get_ylabel() for a in fig.axes] == ["loss", "rank"]
-    assert fig.axes[0].get_yscale() == "log" and len(fig.axes[1].collections) == 1  # err band
-    plotting.save(fig, tmp_path / "m")
-    with pytest.raises(ValueError, match="no column"):
-        plotting.metrics_figure(pd.DataFrame(rows), ["nope"])

@@ -36,7 +36,6 @@ __all__ = [
     "figure",
     "line",
     "mark_events",
-    "metrics_figure",
     "save",
     "style",
 ]
@@ -143,37 +142,3 @@ def line(
         y_, e_ = np.asarray(y, dtype=float), np.asarray(err, dtype=float)
         ax.fill_between(x, y_ - e_, y_ + e_, color=ln.get_color(), alpha=0.2, linewidth=0)
     return ln
-
-
-def metrics_figure(
-    metrics: Any,
-    ys: Sequence[str],
-    *,
-    x: str = "step",
-    events: Sequence[float] = (),
-    logy: Sequence[str] = (),
-    width: float = 3.0,
-    height: float = 2.4,
-) -> Figure:
-    """A quick-look figure of a metrics table: one panel per column in ``ys`` against ``x``.
-
-    ``metrics`` is a ``pandas.DataFrame`` (e.g. ``metrics.parquet``) or a list of row dicts; a
-    column ``NAME_err`` is drawn as an error band; ``events`` are marked on every panel and the
-    panels named in ``logy`` use a log scale.
-    """
-    import pandas as pd
-
-    df = metrics if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
-    missing = [c for c in (x, *ys) if c not in df.columns]
-    if missing:
-        raise ValueError(f"metrics has no column(s) {missing}; columns: {list(df.columns)}")
-    fig, axes = figure(1, len(ys), width=width, height=height)
-    for ax, name in zip(axes.flat, ys, strict=True):
-        data = df[[x, name, *([f"{name}_err"] if f"{name}_err" in df else [])]].dropna()
-        err = data.get(f"{name}_err")
-        line(ax, data[x], data[name], err)
-        mark_events(ax, list(events))
-        ax.set(xlabel=x, ylabel=name)
-        if name in logy:
-            ax.set_yscale("log")
-    return fig

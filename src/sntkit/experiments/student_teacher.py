@@ -273,15 +273,8 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
     fig, ax = plotting.figure(1, 3, width=3.4)
     ax[0, 0].semilogy(steps, [r["loss"] for r in rows])
     ax[0, 0].set(xlabel="SGD step", ylabel="loss", title="A  loss")
-    sr = [r["stable_rank"] for r in rows]
-    err = [r["stable_rank_err"] for r in rows]
-    ax[0, 1].plot(steps, sr)
-    ax[0, 1].fill_between(
-        steps,
-        [a - b for a, b in zip(sr, err, strict=True)],
-        [a + b for a, b in zip(sr, err, strict=True)],
-        alpha=0.3,
-    )
+    rank = [r["stable_rank"] for r in rows]
+    plotting.line(ax[0, 1], steps, rank, [r["stable_rank_err"] for r in rows])
     ax[0, 1].set(xlabel="SGD step", ylabel="stable rank of sNTK", title="B  sNTK stable rank")
     ax[0, 2].plot(steps, [r.get("spectral_radius") for r in rows])
     ax[0, 2].axhline(1.0, color="gray", linewidth=0.8, label="ρ(W) = 1")
