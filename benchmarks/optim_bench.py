@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -36,16 +37,19 @@ def time_steps(task: StudentTeacherTask, make_opt, steps: int) -> float:
     """Median seconds per step over 3 blocks of ``steps`` steps (after one warm-up block)."""
     student = make_student(task.h0.shape[1], seed=0)
     opt = make_opt(student)
-    blocks = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            loss = task.loss(student)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        blocks.append((time.perf_counter() - t0) / steps)
+    blocks = [train_block(task, student, opt, steps) for _ in range(4)]
     return sorted(blocks[1:])[1]
+
+
+def train_block(task: StudentTeacherTask, student: torch.nn.Module, opt: Any, steps: int) -> float:
+    """Seconds per step of ``steps`` training steps (loss, backward, ``opt.step()``)."""
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = task.loss(student)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
 
 
 class Preconditioned:
@@ -74,14 +78,9 @@ def interleaved(task: StudentTeacherTask, makers: dict, rounds: int, block: int 
         states[name] = (student, make(student), [])
     for r in range(rounds + 1):
         for student, opt, times in states.values():
-            t0 = time.perf_counter()
-            for _ in range(block):
-                loss = task.loss(student)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            seconds = train_block(task, student, opt, block)
             if r:  # the first round is the warm-up (and the cold start)
-                times.append((time.perf_counter() - t0) / block)
+                times.append(seconds)
     return {name: sorted(t)[len(t) // 2] for name, (_, _, t) in states.items()}
 
 

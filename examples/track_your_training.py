@@ -119,20 +119,10 @@ def figure(path: Path, losses: list[float], tracker: sntkit.Tracker) -> None:
     fig, ax = plt.subplots(1, 4, figsize=(14, 3), layout="constrained")
     ax[0].semilogy(losses, linewidth=0.8)
     ax[0].set(xlabel="step", ylabel="loss")
-    ax[1].errorbar(
-        steps,
-        [r["stable_rank"] for r in rows],
-        yerr=[r["stable_rank_err"] for r in rows],
-        label="stable",
-        capsize=2,
-    )
-    ax[1].errorbar(
-        steps,
-        [r["participation_rank"] for r in rows],
-        yerr=[r["participation_rank_err"] for r in rows],
-        label="participation",
-        capsize=2,
-    )
+    for kind in ("stable", "participation"):
+        values = [r[f"{kind}_rank"] for r in rows]
+        errors = [r[f"{kind}_rank_err"] for r in rows]
+        ax[1].errorbar(steps, values, yerr=errors, label=kind, capsize=2)
     ax[1].set(xlabel="step", ylabel="sNTK effective rank")
     ax[1].legend()
     ax[2].plot(steps, [r["spectral_radius"] for r in rows])
