@@ -147,3 +147,26 @@ def test_eigen_errors_name_the_argument():
         sla.svds(Dense(torch.zeros(3, 5, dtype=DT)), 4)
     with pytest.raises(TypeError, match="svds: op must be an sntkit Operator"):
         sla.svds(torch.zeros(3, 5), 1)
+
+
+def test_rayleigh_ritz_is_exact_on_invariant_subspaces_and_whole_space():
+    from sntkit.linalg.eigen import rayleigh_ritz
+
+    gen = torch.Generator().manual_seed(4)
+    Q0 = torch.linalg.qr(torch.randn(8, 8, dtype=DT, generator=gen)).Q
+    lam = torch.tensor([9.0, 7.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.1], dtype=DT)
+    A = Q0 @ torch.diag(lam) @ Q0.T
+    whole = torch.eye(8, dtype=DT)
+    theta, S, X, res = rayleigh_ritz(whole @ A @ whole.T, whole, whole @ A, 3)
+    torch.testing.assert_close(theta, lam)
+    torch.testing.assert_close((X @ A @ X.T).diagonal(), lam[:3])
+    assert float(res.max()) < 1e-12 and S.shape == (8, 8)
+    inv = Q0[:, [4, 0, 2]].T  # rows span an invariant subspace, in no particular order
+    theta, _, X, res = rayleigh_ritz(inv @ A @ inv.T, inv, inv @ A, 2)
+    torch.testing.assert_close(theta, lam[[0, 2, 4]])
+    assert float(res.max()) < 1e-12
+    assert float((X @ Q0[:, [0, 2]]).abs().diagonal().min()) > 1 - 1e-12  # the eigenvectors
+    # a non-invariant subspace: Ritz values interlace and the residuals are not zero
+    sub = torch.eye(8, dtype=DT)[:3]
+    theta, _, _, res = rayleigh_ritz(sub @ A @ sub.T, sub, sub @ A, 3)
+    assert float(theta[0]) <= 9.0 + 1e-12 and float(res.max()) > 1e-3

@@ -131,10 +131,7 @@ def eigsh(
         images = torch.cat([images, AB])
         H = basis @ images.T
         require_symmetric(H, op.dtype, "op", where)
-        theta, S = torch.linalg.eigh(((H + H.T) / 2).double())
-        theta, S = theta.flip(0).to(op.dtype), S.flip(1).to(op.dtype)
-        X, AX = S[:, :k].T @ basis, S[:, :k].T @ images
-        residuals = torch.linalg.vector_norm(AX - theta[:k, None] * X, dim=1)
+        theta, S, X, residuals = rayleigh_ritz(H, basis, images, k)
         scale = max(float(theta[:k].abs().max()), torch.finfo(op.dtype).tiny)
         if basis.shape[0] >= n or bool((residuals <= tol * scale).all()):
             converged = True
@@ -164,6 +161,24 @@ def eigsh(
     if return_info:
         return values, vectors, EigshInfo(num_matvecs, iterations, residuals, converged)
     return values, vectors
+
+
+def rayleigh_ritz(
+    H: torch.Tensor, basis: torch.Tensor, images: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rayleigh–Ritz for a symmetric ``A`` on the span of the orthonormal rows of ``basis``.
+
+    ``images = basis A`` (the stored products, ``(m, n)`` like ``basis``) and ``H = basis
+    imagesᵀ`` (``m × m``). Returns the Ritz values ``θ`` (``m``, descending), the coefficient
+    matrix ``S`` (columns in the same order), the top-``k`` Ritz vectors ``X = S_kᵀ basis`` and
+    their residual norms ``‖A x_i − θ_i x_i‖`` (``k``, from the images ``S_kᵀ images``). The
+    small eigenproblem is solved in float64 and cast back to the basis' dtype.
+    """
+    theta, S = torch.linalg.eigh(((H + H.T) / 2).double())
+    theta, S = theta.flip(0).to(basis.dtype), S.flip(1).to(basis.dtype)
+    X, AX = S[:, :k].T @ basis, S[:, :k].T @ images
+    residuals = torch.linalg.vector_norm(AX - theta[:k, None] * X, dim=1)
+    return theta, S, X, residuals
 
 
 def svds(

@@ -40,6 +40,7 @@ from torch import nn
 
 from sntkit.dynamics.monitor import BifurcationMonitor, nonfinite
 from sntkit.linalg import effective_rank, eigsh, trace
+from sntkit.linalg.eigen import rayleigh_ritz
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.models.resolve import resolve_model
 from sntkit.ntk.state_ntk import StateNTK, state_ntk
@@ -226,15 +227,11 @@ class Tracker:
         if X is not None and X.shape == (k, *op.shape_in):
             Q = orth_against(torch.cat([X.reshape(k, -1), _flat(op.matmat(X))]), None)
             AQ = _flat(op.matmat(Q.reshape(-1, *op.shape_in)))
-            H = Q @ AQ.T
-            theta, S = torch.linalg.eigh(((H + H.T) / 2).double())
-            theta, S = theta.flip(0)[:k].to(Q.dtype), S.flip(1)[:, :k].to(Q.dtype)
-            V, AV = S.T @ Q, S.T @ AQ
-            residual = torch.linalg.vector_norm(AV - theta[:, None] * V, dim=1)
+            theta, _, V, residual = rayleigh_ritz(Q @ AQ.T, Q, AQ, k)
             if len(theta) >= k and bool((residual <= self.eig_tol * theta[0].abs()).all()):
                 self._eigvecs = V.reshape(k, *op.shape_in)
                 self.warm_hits += 1
-                return theta
+                return theta[:k]
         values, vectors = eigsh(op, k, tol=self.eig_tol, seed=self.seed)
         self._eigvecs = vectors
         return values
