@@ -114,22 +114,13 @@ def main() -> None:
     bench("GRU fwd+bwd, fused nn.GRU, float32", "gru_fused_f32", fwd_bwd(gru, x, y), unit)
     cell = CellReadout(n)
     bench("GRU fwd+bwd, sntkit GRU cell, float32", "gru_cell_f32", fwd_bwd(cell, x, y), unit)
-    gru64 = mp.build_network("network1", nets["gru"]).double()
-    bench(
-        "GRU fwd+bwd, fused nn.GRU, float64",
-        "gru_fused_f64",
-        fwd_bwd(gru64, x.double(), y.double()),
-        unit,
-    )
     rnn = mp.build_network("network1", nets["leaky_rnn"])
     bench("leaky RNN fwd+bwd, sntkit RNN cell, float32", "rnn_f32", fwd_bwd(rnn, x, y), unit)
-    rnn64 = mp.build_network("network1", nets["leaky_rnn"]).double()
-    bench(
-        "leaky RNN fwd+bwd, sntkit RNN cell, float64",
-        "rnn_f64",
-        fwd_bwd(rnn64, x.double(), y.double()),
-        unit,
-    )
+    for label, key, model in (("GRU", "gru_fused", "gru"), ("leaky RNN", "rnn", "leaky_rnn")):
+        net64 = mp.build_network("network1", nets[model]).double()
+        kind = "fused nn.GRU" if model == "gru" else "sntkit RNN cell"
+        bench(f"{label} fwd+bwd, {kind}, float64", f"{key}_f64",
+              fwd_bwd(net64, x.double(), y.double()), unit)  # fmt: skip
     models = (("GRU", "gru", gru), ("leaky RNN", "leaky_rnn", rnn))
     for name, key, model in models:
         sh = Shampoo(model.parameters(), lr=1e-3, variant="torch_optimizer")
