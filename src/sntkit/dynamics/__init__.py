@@ -20,7 +20,12 @@ from sntkit.dynamics.channels import (
     channel_decomposition,
     eigenvalue_gradient,
 )
-from sntkit.dynamics.construction import fixed_point_weights, planar_teacher
+from sntkit.dynamics.construction import (
+    fixed_point_weights,
+    gru_fixed_point_weights,
+    insert_fixed_points,
+    planar_teacher,
+)
 from sntkit.dynamics.fixed_points import (
     FixedPoints,
     classify,
@@ -56,6 +61,8 @@ __all__ = [
     "find_fixed_points",
     "fit_normal_form",
     "fixed_point_weights",
+    "gru_fixed_point_weights",
+    "insert_fixed_points",
     "interpolate",
     "linearize",
     "local_landscape",
