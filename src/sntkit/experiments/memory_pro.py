@@ -49,24 +49,25 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from matplotlib.lines import Line2D
 from torch import nn
 
-from sntkit.dynamics import find_fixed_points
+from sntkit.dynamics import find_fixed_points, gru_fixed_point_weights, insert_fixed_points
 from sntkit.experiments import plotting
 from sntkit.experiments.io import save_checkpoint
 from sntkit.experiments.optimizers import make_optimizer
-from sntkit.experiments.progress import Progress
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.linalg import cosine_similarity, eigsh, trace
 from sntkit.models import GRU, RNN, Cell, as_cell
 from sntkit.ntk import state_ntk
-from sntkit.operators import Identity
-from sntkit.tasks.memory_pro import MemoryPro
+from sntkit.operators import Identity, Operator
+from sntkit.tasks.memory_pro import MemoryPro, TaskBatch
 
 #: settings that follow the model unless given (``"auto"``): (scale, model) -> values
 MODEL_DEFAULTS = {
@@ -138,7 +139,7 @@ class MemoryProNet(nn.Module):
         self.readout = nn.Linear(n, 3)
         if model == "gru":
             seeded = GRU(n, 3, generator=generator)  # per-gate Xavier, zero biases
-            self.rnn: nn.Module = nn.GRU(3, n, batch_first=True)
+            self.rnn: nn.GRU | RNN = nn.GRU(3, n, batch_first=True)
             with torch.no_grad():
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     getattr(self.rnn, f"{name}_l0").copy_(getattr(seeded, name))
@@ -156,71 +157,54 @@ class MemoryProNet(nn.Module):
         self.placed = torch.zeros(0, n)
 
     def analysis_cell(self) -> Cell:
+        """The sntkit cell of the recurrent part, sharing its parameters (for the NTK)."""
         return as_cell(self.rnn)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.model == "gru":
+        """Outputs ``(B, T, 3)`` and states ``(B, T, N)`` for inputs ``x`` ``(B, T, 3)``."""
+        if isinstance(self.rnn, nn.GRU):
             h = self.rnn(x)[0]
         else:
             h = self.rnn(x.new_zeros(x.shape[0], self.rnn.n_state), x)
         return self.readout(h), h
 
 
-def place_fixed_points(
-    gru: GRU, points: torch.Tensor, perp_gain: float, generator: torch.Generator
-) -> None:
-    """Network 2's GRU recurrent weights (module docstring): each row of ``points`` is fixed."""
-    N = gru.n_state
-    X = points.T.double()  # (N, m)
-    aug = torch.cat([X, torch.ones(1, X.shape[1], dtype=torch.float64)])  # (N+1, m)
-    rhs = 2 * torch.atanh(X)
-    pinv = torch.linalg.pinv(aug)
-    M = perp_gain * torch.randn(N, N + 1, generator=generator, dtype=torch.float64) / math.sqrt(N)
-    Wb = rhs @ pinv + M @ (torch.eye(N + 1, dtype=torch.float64) - aug @ pinv)
-    with torch.no_grad():
-        gru.weight_hh.zero_()
-        gru.bias_hh.zero_()
-        gru.bias_ih.zero_()
-        gru.weight_hh[2 * N :] = Wb[:, :N].float()
-        gru.bias_hh[2 * N :] = Wb[:, N].float()
-
-
-def insert_fixed_points(W: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Network 2's leaky-RNN recurrent matrix: ``W ← x̄ sᵀ/‖s‖² + W (I − s sᵀ/‖s‖²)`` per point.
-
-    ``s = tanh(x̄)``; afterwards ``W tanh(x̄) = x̄`` for the last point exactly (module docstring).
-    """
-    W = W.double()
-    for x in points.double():
-        s = torch.tanh(x)
-        s2 = s @ s
-        W = torch.outer(x, s) / s2 + W - torch.outer(W @ s, s) / s2
-    return W
-
-
 def build_network(kind: str, config: dict[str, Any]) -> MemoryProNet:
-    """Network 1 or 2 (module docstring); Network 2's placed points are ``model.placed``."""
+    """Network 1 or 2 (module docstring); Network 2's placed points are ``model.placed``.
+
+    Parameters
+    ----------
+    kind:
+        ``"network1"`` (the initialization alone) or ``"network2"`` (with placed fixed points:
+        :func:`sntkit.dynamics.gru_fixed_point_weights` for the GRU,
+        :func:`sntkit.dynamics.insert_fixed_points` for the leaky RNN).
+    config:
+        The resolved settings (``seed``, ``n``, ``model``, ``num_fixed_points``,
+        ``fp_amplitude``, ``perp_gain``).
+
+    Returns
+    -------
+    MemoryProNet
+        The network, in float32.
+    """
     g = torch.Generator().manual_seed(config["seed"])
     n = config["n"]
     model = MemoryProNet(config["model"], n, g)
     if kind != "network2":
         return model
-    if config["model"] == "gru":
-        seeded = GRU(n, 3)
-        with torch.no_grad():
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(seeded, name).copy_(getattr(model.rnn, f"{name}_l0"))
-        shape = (config["num_fixed_points"], n)
-        signs = torch.randint(0, 2, shape, generator=g) * 2.0 - 1.0
-        model.placed = config["fp_amplitude"] * signs
-        place_fixed_points(seeded, model.placed, config["perp_gain"], g)
-        with torch.no_grad():
-            for name in ("weight_hh", "bias_ih", "bias_hh"):
-                getattr(model.rnn, f"{name}_l0").copy_(getattr(seeded, name))
-    else:
-        model.placed = torch.randn(config["num_fixed_points"], n, generator=g)
-        with torch.no_grad():
-            model.rnn.W.copy_(insert_fixed_points(model.rnn.W, model.placed).float())
+    shape = (config["num_fixed_points"], n)
+    with torch.no_grad():
+        if isinstance(model.rnn, nn.GRU):
+            signs = torch.randint(0, 2, shape, generator=g) * 2.0 - 1.0
+            model.placed = config["fp_amplitude"] * signs
+            weights = gru_fixed_point_weights(
+                model.placed, perp_gain=config["perp_gain"], generator=g
+            )
+            for name, value in weights.items():
+                getattr(model.rnn, f"{name}_l0").copy_(value)
+        else:
+            model.placed = torch.randn(shape, generator=g)
+            model.rnn.W.copy_(insert_fixed_points(model.rnn.W, model.placed))
     return model
 
 
@@ -260,14 +244,20 @@ def output_alignment(modes: torch.Tensor, sigma: torch.Tensor, out: torch.Tensor
     return ((U @ Y).norm(dim=1) / sigma).tolist()
 
 
-def temporal_spectrum(op_view, k: int, seed: int) -> tuple[torch.Tensor, float]:
-    """Top-``k`` eigenvalues of a temporal view operator and its trace (Hutch++)."""
+def temporal_spectrum(
+    op_view: Operator, k: int, seed: int
+) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """Top-``k`` eigenpairs of a temporal view operator and its trace (Hutch++).
+
+    Returns the eigenvalues (float64, clamped at 0, descending), the trace and the eigenvectors.
+    """
     vals, vecs = eigsh(op_view, min(k, op_view.size_in), seed=seed, tol=1e-4, max_iters=30)
     tr = trace(op_view, "hutch++", 60, seed=seed).value
     return vals.double().clamp_min(0).cpu(), tr, vecs
 
 
 def modes_for(vals: torch.Tensor, tr: float, fraction: float = 0.95) -> int | None:
+    """Number of leading eigenvalues that explain ``fraction`` of ``tr`` (None: not reached)."""
     cum = torch.cumsum(vals, 0) / tr
     hit = (cum >= fraction).nonzero()
     return int(hit[0]) + 1 if hit.numel() else None
@@ -346,6 +336,37 @@ class TrainingData:
         return batch.inputs, batch.targets
 
 
+@dataclass(frozen=True)
+class Batches:
+    """What every run shares: the training data and the fixed evaluation and analysis batches.
+
+    The evaluation batch has 32 angles evenly spaced on ``[0, 2π)``, the analysis batch
+    ``analysis_batch``; both are noise-free and come with their target modes (:func:`target_modes`).
+    """
+
+    data: TrainingData
+    eval_theta: torch.Tensor
+    eval_batch: TaskBatch
+    eval_modes: torch.Tensor
+    eval_sigma: torch.Tensor
+    an_batch: TaskBatch
+    an_modes: torch.Tensor
+
+    @classmethod
+    def build(cls, config: dict[str, Any]) -> Batches:
+        """The batches of the resolved ``config`` (module docstring)."""
+        period = config["period"]
+        task = MemoryPro(period, period, period, config["noise_var"])
+        data = TrainingData(task, config)
+        eval_theta = torch.linspace(0, 2 * math.pi, 33, dtype=torch.float64)[:-1]
+        eval_batch = task.batch(eval_theta, train=False)
+        an_theta = torch.linspace(0, 2 * math.pi, config["analysis_batch"] + 1, dtype=torch.float64)
+        an_batch = task.batch(an_theta[:-1], train=False)
+        an_modes, _ = target_modes(an_batch.targets)
+        eval_modes, eval_sigma = target_modes(eval_batch.targets)
+        return cls(data, eval_theta, eval_batch, eval_modes, eval_sigma, an_batch, an_modes)
+
+
 @register(
     "memory-pro",
     description="paper 004 Figs. 3-4: self-referential bias on Memory-Pro (SGD vs Shampoo)",
@@ -353,113 +374,141 @@ class TrainingData:
     choices=CHOICES,
 )
 def memory_pro(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Train and analyse every run of ``RUNS``, one :meth:`Run.stage` each (module docstring).
+
+    Parameters
+    ----------
+    config:
+        The settings of a scale of ``SCALES`` (``"auto"`` values resolved by :func:`resolve`).
+    run:
+        The run folder; an interrupted run resumes inside the stage it stopped in.
+
+    Returns
+    -------
+    dict
+        The summary written to ``summary.json``.
+    """
     config = resolve(config)
-    period = config["period"]
-    task = MemoryPro(period, period, period, config["noise_var"])
-    data = TrainingData(task, config)
-    eval_theta = torch.linspace(0, 2 * math.pi, 33, dtype=torch.float64)[:-1]
-    eval_batch = task.batch(eval_theta, train=False)
-    an_theta = torch.linspace(0, 2 * math.pi, config["analysis_batch"] + 1, dtype=torch.float64)
-    an_batch = task.batch(an_theta[:-1], train=False)
-    an_modes, _ = target_modes(an_batch.targets)
-    eval_modes, eval_sigma = target_modes(eval_batch.targets)
+    batches = Batches.build(config)
     summary: dict[str, Any] = {}
-    outputs: dict[str, Any] = {"target": eval_batch.targets[:8].tolist()}
-    run.checkpoint_every = config["checkpoint_every"]
-    restored = run.restore()
-    state = restored[1] if restored else {"run_index": 0}
-    if restored:
-        summary, outputs = state["summary"], state["outputs"]
-    runs = RUNS if config["runs"] == "all" else RUNS[:2]
-    for index, (net, opt_name) in enumerate(runs):
-        if index < state["run_index"]:
-            continue  # finished before the interruption: its results are in summary/outputs
+    outputs: dict[str, Any] = {"target": batches.eval_batch.targets[:8].tolist()}
+    for net, opt_name in RUNS if config["runs"] == "all" else RUNS[:2]:
         key = f"{net}_{opt_name}"
-        model = build_network(net, config)
-        opt = make_optimizer(opt_name, model, config)
-        g = torch.Generator().manual_seed(config["seed"] + 1)
-        losses: list[tuple[int, float]] = []
-        start = 0
-        if index == state["run_index"] and "step" in state:  # resume inside this run
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            g.set_state(state["generator"])
-            losses, start = state["losses"], state["step"]
-        if opt_name == "sgd" and f"{net}_init" not in summary:
-            # Fig. 3C-D spectra: block Krylov on Hutchinson views, ~2,000 NTK products; the
-            # paper scale skips them on CPUs (benchmarks/memory_pro_bench.py)
-            init = analyse_init(model, an_batch.inputs, config) if config["init_spectra"] else {}
-            fps = zero_input_fixed_points(model, config["seed"])
-            nontrivial = fps.locations.norm(dim=1) > 1e-6
-            init["zero_input_stable_nontrivial_fixed_points"] = int((fps.stable & nontrivial).sum())
-            init["zero_input_fixed_points"] = len(fps)
+        result = run.stage(key, partial(_train, run, config, batches, net, opt_name))
+        if "init" in result:
+            init = result["init"]
             summary[f"{net}_init"] = {
                 k: v for k, v in init.items() if not k.startswith("cumvar") and k != "ntk_modes"
             }
             outputs[f"{net}_init"] = init
-        if start == 0:
-            with torch.no_grad():
-                outputs[f"{key}_before"] = model(eval_batch.inputs)[0][:8].tolist()
-        iters = config["iterations"]
-        bar = Progress(range(start, iters + 1), total=iters + 1 - start, desc=key)
-        for step in bar:
-            if step % config["check_every"] == 0:
-                with torch.no_grad():
-                    out, hidden = model(eval_batch.inputs)
-                    ev = float((out - eval_batch.targets).square().mean())
-                row = {"run": key, "step": step, "eval_loss": ev}
-                for name, values in (
-                    ("output", output_alignment(eval_modes, eval_sigma, out)),
-                    ("hidden", hidden_alignment(eval_modes, hidden)),
-                ):
-                    row |= {f"{name}_alignment_mode{i + 1}": v for i, v in enumerate(values)}
-                if step % config["analysis_every"] == 0 or step == iters:
-                    row |= analyse(model, an_batch.inputs, an_modes, config)
-                run.log(row)
-                losses.append((step, ev))
-                bar.show(loss=ev)
-            if step == iters:
-                break
-            inputs, targets = data.sample(g)
-            loss = (model(inputs)[0] - targets).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if not math.isfinite(float(loss.detach())):
-                raise ValueError(f"{key} diverged at step {step}; lower the learning rate")
-            if run.should_checkpoint(step + 1) and step + 1 < iters:
-                # numbered across the runs so that the newest file is the latest state
-                run.checkpoint(
-                    index * (iters + 1) + step + 1,
-                    {
-                        "run_index": index,
-                        "step": step + 1,
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "generator": g.get_state(),
-                        "losses": losses,
-                        "summary": summary,
-                        "outputs": outputs,
-                    },
-                )
-        bar.close()
-        with torch.no_grad():
-            outputs[f"{key}_after"] = model(eval_batch.inputs)[0][:8].tolist()
-        summary[key] = run_summary([r for r in run.rows if r["run"] == key])
-    sgd_plateau = summary["network1_sgd"]["final_loss"]
-    rows = [r for r in run.rows if r["run"] == "network1_shampoo"]
-    summary["network1_shampoo"]["escape_step"] = escape_step(rows, sgd_plateau)
-    summary["shampoo_escape_step"] = summary["network1_shampoo"]["escape_step"]
-    summary["settings"] = {k: config[k] for k in ("model", "shampoo", "lr", "shampoo_lr")}
-    summary["settings"]["noise_var"] = config["noise_var"]
-    summary["ntk_target_alignment_mode3_init"] = {
-        net: summary[f"{net}_sgd"]["ntk_target_alignment_mode3_init"]
-        for net in ("network1", "network2")
-        if f"{net}_sgd" in summary
-    }
-    save_checkpoint(run.path("outputs.pt"), {"outputs": outputs, "eval_theta": eval_theta})
+        outputs[f"{key}_before"], outputs[f"{key}_after"] = result["before"], result["after"]
+        summary[key] = result["summary"]
+    summary |= _overall(summary, run.rows, config)
+    save_checkpoint(run.path("outputs.pt"), {"outputs": outputs, "eval_theta": batches.eval_theta})
     _figures(run, outputs)
     return run.finish(summary)
+
+
+def _train(
+    run: Run, config: dict[str, Any], batches: Batches, net: str, opt_name: str
+) -> dict[str, Any]:
+    """One stage: train network ``net`` with ``opt_name``, checking it every ``check_every`` steps.
+
+    Returns the stage's results: ``init`` (the analysis at initialization, first run of each
+    network only), the evaluation outputs ``before`` and ``after`` training and the run's
+    ``summary`` (:func:`run_summary`). The model, optimizer, batch generator and these results
+    are checkpointed by :meth:`Run.loop`, so a resumed stage continues where it stopped.
+    """
+    key = f"{net}_{opt_name}"
+    model = build_network(net, config)
+    opt = make_optimizer(opt_name, model, config)
+    g = torch.Generator().manual_seed(config["seed"] + 1)
+    record: dict[str, Any] = {}
+    iters, every = config["iterations"], config["check_every"]
+    loop = run.loop(iters, desc=key, model=model, optimizer=opt, generator=g, record=record)
+    if loop.start == 0:
+        if opt_name == "sgd":
+            record["init"] = _initial_analysis(model, batches.an_batch.inputs, config)
+        record["before"] = _eval_outputs(model, batches)
+    for step in loop:
+        if step % every == 0:
+            loop.show(loss=_check(run, model, batches, config, key, step))
+        inputs, targets = batches.data.sample(g)
+        loss = (model(inputs)[0] - targets).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if not math.isfinite(float(loss.detach())):
+            raise ValueError(f"{key} diverged at step {step}; lower the learning rate")
+    if iters % every == 0:  # the end point, analysed too (Fig. 4F's rise needs it)
+        _check(run, model, batches, config, key, iters)
+    record["after"] = _eval_outputs(model, batches)
+    record["summary"] = run_summary([r for r in run.rows if r["run"] == key])
+    return record
+
+
+def _initial_analysis(
+    model: MemoryProNet, x: torch.Tensor, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Fig. 3C–D spectra (when ``init_spectra``) and the zero-input fixed points at init."""
+    # the spectra cost ~2,000 NTK products (block Krylov on Hutchinson views): the paper scale
+    # skips them on CPUs (benchmarks/memory_pro_bench.py)
+    init = analyse_init(model, x, config) if config["init_spectra"] else {}
+    fps = zero_input_fixed_points(model, config["seed"])
+    nontrivial = fps.locations.norm(dim=1) > 1e-6
+    init["zero_input_stable_nontrivial_fixed_points"] = int((fps.stable & nontrivial).sum())
+    init["zero_input_fixed_points"] = len(fps)
+    return init
+
+
+def _eval_outputs(model: MemoryProNet, batches: Batches) -> list[Any]:
+    """The outputs of the first 8 evaluation trials (Fig. 4A–B)."""
+    with torch.no_grad():
+        return model(batches.eval_batch.inputs)[0][:8].tolist()
+
+
+def _check(
+    run: Run,
+    model: MemoryProNet,
+    batches: Batches,
+    config: dict[str, Any],
+    key: str,
+    step: int,
+) -> float:
+    """Log one metrics row (evaluation loss, mode alignments; NTK analyses when due)."""
+    with torch.no_grad():
+        out, hidden = model(batches.eval_batch.inputs)
+        ev = float((out - batches.eval_batch.targets).square().mean())
+    row: dict[str, Any] = {"run": key, "step": step, "eval_loss": ev}
+    for name, values in (
+        ("output", output_alignment(batches.eval_modes, batches.eval_sigma, out)),
+        ("hidden", hidden_alignment(batches.eval_modes, hidden)),
+    ):
+        row |= {f"{name}_alignment_mode{i + 1}": v for i, v in enumerate(values)}
+    if step % config["analysis_every"] == 0 or step == config["iterations"]:
+        row |= analyse(model, batches.an_batch.inputs, batches.an_modes, config)
+    run.log(row)
+    return ev
+
+
+def _overall(
+    summary: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]
+) -> dict[str, Any]:
+    """The entries across runs: Shampoo's escape step, the settings, the NTK alignments at init."""
+    shampoo = [r for r in rows if r["run"] == "network1_shampoo"]
+    summary["network1_shampoo"]["escape_step"] = escape_step(
+        shampoo, summary["network1_sgd"]["final_loss"]
+    )
+    settings = {k: config[k] for k in ("model", "shampoo", "lr", "shampoo_lr", "noise_var")}
+    return {
+        "shampoo_escape_step": summary["network1_shampoo"]["escape_step"],
+        "settings": settings,
+        "ntk_target_alignment_mode3_init": {
+            net: summary[f"{net}_sgd"]["ntk_target_alignment_mode3_init"]
+            for net in ("network1", "network2")
+            if f"{net}_sgd" in summary
+        },
+    }
 
 
 def run_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -469,6 +518,9 @@ def run_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     an = [r for r in rows if "core_ntk_cosine" in r]
     cosines = [r["core_ntk_cosine"] for r in an]
     align0 = an[0]["ntk_target_alignment_mode3"] if an else None
+    rise = None
+    if align0 is not None:
+        rise = next((r["step"] for r in an if r["ntk_target_alignment_mode3"] >= 10 * align0), None)
     return {
         "final_loss": final,
         "plateau_detected": bool((mid - final) / mid < 0.1 and final > 0.05),
@@ -478,11 +530,7 @@ def run_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             (r["step"] for r in rows if r["output_alignment_mode3"] >= 0.5), None
         ),
         "ntk_target_alignment_mode3_init": align0,
-        "ntk_mode3_alignment_rise_step": next(
-            (r["step"] for r in an if r["ntk_target_alignment_mode3"] >= 10 * align0), None
-        )
-        if an
-        else None,
+        "ntk_mode3_alignment_rise_step": rise,
     }
 
 
@@ -557,8 +605,12 @@ def _spectra_panels(ax_c: Any, ax_d: Any, outputs: dict[str, Any]) -> None:
     modes = torch.tensor(outputs["network1_init"]["ntk_modes"])
     for k in range(min(3, modes.shape[0])):
         for b in range(modes.shape[1]):
-            label = f"NTK mode {k + 1}" if b == 0 else None
-            ax_d.plot(modes[k, b], color=f"C{k}", linewidth=0.5, label=label)
+            ax_d.plot(
+                modes[k, b],
+                color=f"C{k}",
+                linewidth=0.5,
+                label=f"NTK mode {k + 1}" if b == 0 else None,
+            )
     ax_d.set(
         title="3D dominant NTK temporal modes (network 1)",
         xlabel="time step",
