@@ -194,18 +194,8 @@ def gru_fixed_point_weights(
         ``torch.nn.GRU`` (there with the suffix ``_l0``), in the dtype of ``points``. The input
         weights ``weight_ih`` are free: they do not act at zero input.
     """
-    X = _points_matrix(points)  # (N, m)
+    X = _gru_points_matrix(points)  # (N, m)
     N, m = X.shape
-    if bool((X.abs() >= 1).any()) or not bool(X.isfinite().all()):
-        raise ValueError(
-            "points must have every entry in (−1, 1), the range of a GRU state (artanh of ±1 is "
-            f"infinite); got max |x̄| = {float(X.abs().max()):.4g}: scale the points down"
-        )
-    if m > N + 1:
-        raise ValueError(
-            f"points holds {m} points but a GRU with N = {N} units fixes at most N + 1 = {N + 1} "
-            "(the augmented points [x̄_i; 1] must be independent): give fewer points"
-        )
     aug = torch.cat([X, torch.ones(1, m, dtype=torch.float64)])  # (N+1, m)
     rhs = 2 * torch.atanh(X)
     W0, Pi = _pinv_solution(rhs, aug)
@@ -319,6 +309,23 @@ def _points_matrix(points: object) -> torch.Tensor:
             f"{points.dtype} {tuple(points.shape)}"
         )
     return points.detach().T.to(torch.float64)
+
+
+def _gru_points_matrix(points: object) -> torch.Tensor:
+    """:func:`_points_matrix`, checked for the GRU: entries in ``(−1, 1)``, at most N + 1 points."""
+    X = _points_matrix(points)
+    N, m = X.shape
+    if bool((X.abs() >= 1).any()) or not bool(X.isfinite().all()):
+        raise ValueError(
+            "points must have every entry in (−1, 1), the range of a GRU state (artanh of ±1 is "
+            f"infinite); got max |x̄| = {float(X.abs().max()):.4g}: scale the points down"
+        )
+    if m > N + 1:
+        raise ValueError(
+            f"points holds {m} points but a GRU with N = {N} units fixes at most N + 1 = {N + 1} "
+            "(the augmented points [x̄_i; 1] must be independent): give fewer points"
+        )
+    return X
 
 
 def _shape(obj: object) -> str:

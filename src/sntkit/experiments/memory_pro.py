@@ -10,7 +10,8 @@ and the authors' code (github meeree/kpflow, ``examples/train.py``) disagree:
   ``W_hr = W_hz = 0`` the gates sit at ``r = z = 1/2`` under zero input, and ``[W_hn | b_hn]``
   solves ``W_hn x̄_i + b_hn = 2 artanh(x̄_i)`` for ``num_fixed_points`` points ``x̄_i = ±a`` sign
   vectors (minimal-norm solution plus a random part annihilating the augmented points, scaled
-  by ``perp_gain``), so each ``x̄_i`` is a fixed point ``x̄ = tanh(½(W_hn x̄ + b_hn))``.
+  by ``perp_gain``), so each ``x̄_i`` is a fixed point ``x̄ = tanh(½(W_hn x̄ + b_hn))``
+  (:func:`sntkit.dynamics.gru_fixed_point_weights`).
 * ``model="leaky_rnn"`` — the code: ``h' = (1 − α) h + α (W tanh(h) + W_in x)`` with
   ``α = dt = 0.7``, no bias, ``nn.Linear``'s default initialization ``U(±1/√fan_in)`` for
   ``W``, ``W_in`` and the readout, and one fixed training set of ``num_inputs`` trials whose
@@ -18,7 +19,8 @@ and the authors' code (github meeree/kpflow, ``examples/train.py``) disagree:
   Network 2 inserts ``num_fixed_points`` points ``x̄_i ~ N(0, I)`` one after the other by the
   rank-one change ``W ← x̄ sᵀ/‖s‖² + W (I − s sᵀ/‖s‖²)``, ``s = tanh(x̄)``, which makes
   ``W tanh(x̄) = x̄`` — a zero-input fixed point — for the point just inserted (later insertions
-  move the earlier ones slightly, as in the authors' code).
+  move the earlier ones slightly, as in the authors' code;
+  :func:`sntkit.dynamics.insert_fixed_points`).
 
 The GRU trains through the fused ``torch.nn.GRU`` kernel (same equations as
 :class:`sntkit.models.GRU`, whose seeded Xavier draw initializes it); the NTK analyses see it
@@ -36,6 +38,9 @@ analysis steps, ``cos(NTK_S, V Vᵀ ⊗ I_N)`` (Fig. 3B) and the NTK–target al
 by the temporal spectra of ``NTK_S``, ``V Vᵀ`` and ``P Pᵀ`` (Fig. 3C; temporal views by
 Hutchinson partial traces, eigenvalues by block Krylov) and the dominant temporal modes of
 ``NTK_S`` (Fig. 3D). Outputs before/after training for a few angles (Fig. 4A–B).
+
+Each run is a stage of the run folder (:meth:`sntkit.experiments.run.Run.stage`): an
+interrupted run resumes inside the run it stopped in, from its newest checkpoint.
 
 Summary per run: ``final_loss``, ``plateau_detected``, ``core_ntk_cosine_mean``,
 ``output_mode_alignment_final`` (3 values), ``output_mode3_rise_step`` (first check step with
@@ -57,7 +62,12 @@ import torch
 from matplotlib.lines import Line2D
 from torch import nn
 
-from sntkit.dynamics import find_fixed_points, gru_fixed_point_weights, insert_fixed_points
+from sntkit.dynamics import (
+    FixedPoints,
+    find_fixed_points,
+    gru_fixed_point_weights,
+    insert_fixed_points,
+)
 from sntkit.experiments import plotting
 from sntkit.experiments.io import save_checkpoint
 from sntkit.experiments.optimizers import make_optimizer
@@ -108,7 +118,23 @@ RUNS = (("network1", "sgd"), ("network1", "shampoo"), ("network2", "sgd"))
 
 
 def resolve(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with the ``"auto"`` settings replaced by the model's values (MODEL_DEFAULTS)."""
+    """``config`` with the ``"auto"`` settings replaced by the model's values (MODEL_DEFAULTS).
+
+    Parameters
+    ----------
+    config:
+        The settings; ``lr``, ``shampoo_lr`` and ``noise_var`` are ``"auto"`` or a number.
+
+    Returns
+    -------
+    dict
+        A copy with those three as floats.
+
+    Raises
+    ------
+    ValueError
+        If one of them is neither ``"auto"`` nor a positive number (``noise_var`` may be 0).
+    """
     out = dict(config)
     defaults = MODEL_DEFAULTS[(config.get("scale", "quick"), config["model"])]
     for key, value in defaults.items():
@@ -208,8 +234,22 @@ def build_network(kind: str, config: dict[str, Any]) -> MemoryProNet:
     return model
 
 
-def zero_input_fixed_points(model: MemoryProNet, seed: int) -> Any:
-    """Fixed points under zero input, started from where zero-input trajectories end."""
+def zero_input_fixed_points(model: MemoryProNet, seed: int) -> FixedPoints:
+    """Fixed points under zero input, started from where zero-input trajectories end.
+
+    Parameters
+    ----------
+    model:
+        The network; analysed in a float64 copy (not modified).
+    seed:
+        Seed of the 256 starting states, uniform in ``[−1, 1]^N``, run for 60 zero-input steps;
+        the placed points of Network 2 are starting points too.
+
+    Returns
+    -------
+    FixedPoints
+        The distinct fixed points found, with their stability.
+    """
     n = model.readout.in_features
     g = torch.Generator().manual_seed(seed)
     cell = as_cell(copy.deepcopy(model.rnn).double())
@@ -264,7 +304,25 @@ def modes_for(vals: torch.Tensor, tr: float, fraction: float = 0.95) -> int | No
 
 
 def analyse_init(model: MemoryProNet, x: torch.Tensor, config: dict[str, Any]) -> dict[str, Any]:
-    """Fig. 3C–D at initialization: temporal spectra of NTK_S, V Vᵀ and P Pᵀ, NTK modes."""
+    """Fig. 3C–D at initialization: temporal spectra of NTK_S, V Vᵀ and P Pᵀ, NTK modes.
+
+    Parameters
+    ----------
+    model:
+        The network at initialization.
+    x:
+        The analysis inputs ``(B, T, 3)``; the states start at ``h_0 = 0``.
+    config:
+        ``n``, ``estimator_samples`` (Hutchinson probes of the temporal views),
+        ``spectrum_modes`` (eigenpairs computed) and ``seed``.
+
+    Returns
+    -------
+    dict
+        ``modes_95_*`` (modes explaining 95 % of the variance; ``modes_95_*_more_than`` when
+        not reached within ``spectrum_modes``), ``cumvar_*`` (cumulative variance) and
+        ``ntk_modes`` (the 4 dominant temporal modes of NTK_S scaled by ``√λ``, ``(4, B, T)``).
+    """
     ntk = state_ntk(model.analysis_cell(), x.new_zeros(x.shape[0], config["n"]), x)
     s, k, seed = config["estimator_samples"], config["spectrum_modes"], config["seed"]
     out: dict[str, Any] = {}
@@ -294,7 +352,25 @@ def analyse_init(model: MemoryProNet, x: torch.Tensor, config: dict[str, Any]) -
 def analyse(
     model: MemoryProNet, x: torch.Tensor, modes: torch.Tensor, config: dict[str, Any]
 ) -> dict[str, float]:
-    """Fig. 3B and 4F on the analysis batch: cos(NTK_S, V Vᵀ ⊗ I) and NTK–target alignment."""
+    """Fig. 3B and 4F on the analysis batch: cos(NTK_S, V Vᵀ ⊗ I) and NTK–target alignment.
+
+    Parameters
+    ----------
+    model:
+        The network.
+    x:
+        The analysis inputs ``(B, T, 3)``; the states start at ``h_0 = 0``.
+    modes:
+        The target's temporal modes ``(3, B, T)`` (:func:`target_modes`); the third is used.
+    config:
+        ``n``, ``estimator_samples`` and ``seed`` of the randomized estimates.
+
+    Returns
+    -------
+    dict
+        ``core_ntk_cosine`` with its standard error ``core_ntk_cosine_err`` and
+        ``ntk_target_alignment_mode3``.
+    """
     ntk = state_ntk(
         model.analysis_cell(), x.new_zeros(x.shape[0], config["n"]), x, path="matrix_free"
     )
@@ -328,6 +404,7 @@ class TrainingData:
             self.fixed = task.batch(self.angles, train=True, generator=g)
 
     def sample(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch ``(inputs, targets)``, each ``(batch, T, 3)``, drawn with ``g``."""
         if self.fixed is not None:  # a random subset, as a shuffled DataLoader's first batch
             idx = torch.randperm(self.angles.shape[0], generator=g)[: self.batch_size]
             return self.fixed.inputs[idx], self.fixed.targets[idx]
@@ -512,7 +589,21 @@ def _overall(
 
 
 def run_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """One run's summary from its logged rows (module docstring)."""
+    """One run's summary from its logged rows (module docstring).
+
+    Parameters
+    ----------
+    rows:
+        The run's metric rows in step order (``eval_loss``, the output alignments; the NTK
+        analyses in the rows that have them).
+
+    Returns
+    -------
+    dict
+        ``final_loss``, ``plateau_detected``, ``core_ntk_cosine_mean``,
+        ``output_mode_alignment_final``, ``output_mode3_rise_step``,
+        ``ntk_target_alignment_mode3_init`` and ``ntk_mode3_alignment_rise_step``.
+    """
     losses = [r["eval_loss"] for r in rows]
     mid, final = losses[len(losses) // 2], losses[-1]
     an = [r for r in rows if "core_ntk_cosine" in r]
