@@ -191,3 +191,20 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     assert main(["reproduce", "memory-pro", "--out", str(part), "--resume", *settings]) == 0
     assert len(inits) == 1  # network 1 continued from its checkpoint; only network 2 is new
     assert_same_results(full, part)
+
+
+def test_resuming_a_checkpoint_without_stage_state_fails_clearly(tmp_path, capsys):
+    """A folder whose newest checkpoint holds rows of a run but no state to continue it (as the
+    hand-written loop before the stages wrote them) is refused, not silently restarted."""
+    from sntkit.experiments.run import Run
+
+    out = tmp_path / "old"
+    settings = [f"--set={k}={v}" for k, v in (TINY | {"checkpoint_every": 2}).items()]
+    config = {**SCALES["quick"], **TINY, "checkpoint_every": 2}
+    config |= {"experiment": "memory-pro", "scale": "quick", "seed": 0, "device": "cpu"}
+    run = Run(out, config)
+    run.log(run="network1_sgd", step=0, eval_loss=1.0)
+    run.checkpoint(2, {"run_index": 0, "step": 2})
+    capsys.readouterr()
+    assert main(["reproduce", "memory-pro", "--out", str(out), "--resume", *settings]) == 2
+    assert "holds rows of network1_sgd but not its training state" in capsys.readouterr().err

@@ -69,6 +69,7 @@ from sntkit.dynamics import (
     insert_fixed_points,
 )
 from sntkit.experiments import plotting
+from sntkit.experiments.errors import CheckpointError
 from sntkit.experiments.io import save_checkpoint
 from sntkit.experiments.optimizers import make_optimizer
 from sntkit.experiments.registry import register
@@ -503,6 +504,11 @@ def _train(
     record: dict[str, Any] = {}
     iters, every = config["iterations"], config["check_every"]
     loop = run.loop(iters, desc=key, model=model, optimizer=opt, generator=g, record=record)
+    if loop.start == 0 and any(r["run"] == key for r in run.rows):
+        raise CheckpointError(
+            f"the newest checkpoint in {run.ckpt_dir} holds rows of {key} but not its training "
+            "state (written before memory-pro ran its runs as stages); start again in a new --out"
+        )
     if loop.start == 0:
         if opt_name == "sgd":
             record["init"] = _initial_analysis(model, batches.an_batch.inputs, config)
