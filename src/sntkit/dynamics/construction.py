@@ -64,6 +64,15 @@ from sntkit.models.rnn import RNN
 
 METHODS = ("pinv", "orthogonal")
 PERP = ("right", "both")
+_UNSOLVABLE_RNN = (
+    "no W satisfies W φ(x̄_i) = x̄_i for all points: some φ(x̄_i) is a linear combination of "
+    "the others (or m > N) while x̄_i is not the same combination of the other x̄; "
+    "drop or move those points (for odd φ, x̄ and −x̄ may be given together)"
+)
+_UNSOLVABLE_GRU = (
+    "no GRU weights place all points: the augmented points [x̄_i; 1] are linearly "
+    "dependent while 2 artanh(x̄_i) are not in the same way; drop or move those points"
+)
 
 
 def fixed_point_weights(
@@ -94,7 +103,12 @@ def fixed_point_weights(
         ``"pinv"`` (general, exact for independent ``φ(x̄_i)``) or ``"orthogonal"`` (eq. 17 as
         written; requires mutually orthogonal ``φ(x̄_i)``, relative tolerance ``1e-8``).
     tol:
-        Relative tolerance of the solvability check ``‖X̄ Φ⁺ Φ − X̄‖ <= tol ‖X̄‖``.
+        Relative tolerance of the solvability check ``‖X̄ Φ⁺ Φ − X̄‖ <= tol max(‖X̄‖, 1)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``W`` ``(N, N)`` in the dtype and on the device of ``points``.
     """
     X = _points_matrix(points)  # (N, m)
     if perp not in PERP:
@@ -107,15 +121,7 @@ def fixed_point_weights(
         W0, Pi = _eq17(X, Phi)
     else:
         W0, Pi = _pinv_solution(X, Phi)
-    _check_solved(
-        W0,
-        Phi,
-        X,
-        tol,
-        "no W satisfies W φ(x̄_i) = x̄_i for all points: some φ(x̄_i) is a linear combination of "
-        "the others (or m > N) while x̄_i is not the same combination of the other x̄; "
-        "drop or move those points (for odd φ, x̄ and −x̄ may be given together)",
-    )
+    _check_solved(W0, Phi, X, tol, _UNSOLVABLE_RNN)
     eye = torch.eye(N, dtype=torch.float64)
     M = _perp_matrix(W_perp, (N, N), perp_gain, generator)
     Wp = M @ (eye - Pi)
@@ -143,6 +149,26 @@ def planar_teacher(
     small enough for the complement to contract): 4 stable corners, 4 saddles with one unstable
     direction and the origin with two — 4 stable and 5 unstable, in ``±`` pairs (tanh is odd).
     A full-scale ``W_⊥`` acting on the whole space destroys this structure.
+
+    Parameters
+    ----------
+    n:
+        Number of units N.
+    scale:
+        The placed coordinate ``x̄ = scale·e_r`` (positive).
+    perp_gain:
+        Scale of ``W_⊥`` (Xavier-normal from ``generator``).
+    readout:
+        The two distinct units of the readout plane.
+    generator:
+        Source of ``W_⊥``.
+    dtype:
+        Dtype of the returned cell.
+
+    Returns
+    -------
+    RNN
+        The teacher, ``RNN.from_weights(W, form="post")``.
     """
     if n < len(readout) or len(set(readout)) != len(readout) or max(readout) >= n:
         raise ValueError(f"readout must be distinct units < n = {n}, got {readout}")
@@ -199,14 +225,7 @@ def gru_fixed_point_weights(
     aug = torch.cat([X, torch.ones(1, m, dtype=torch.float64)])  # (N+1, m)
     rhs = 2 * torch.atanh(X)
     W0, Pi = _pinv_solution(rhs, aug)
-    _check_solved(
-        W0,
-        aug,
-        rhs,
-        tol,
-        "no GRU weights place all points: the augmented points [x̄_i; 1] are linearly "
-        "dependent while 2 artanh(x̄_i) are not in the same way; drop or move those points",
-    )
+    _check_solved(W0, aug, rhs, tol, _UNSOLVABLE_GRU)
     M = _perp_matrix(W_perp, (N, N + 1), perp_gain, generator)
     Wb = (W0 + M @ (torch.eye(N + 1, dtype=torch.float64) - Pi)).to(points.dtype)
     weight_hh = torch.zeros(3 * N, N, dtype=points.dtype, device=points.device)
