@@ -31,7 +31,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 __all__ = ["EXPERIMENTS_EXTRA", "build_parser", "main", "missing_extra", "read_config_file"]
 
@@ -214,6 +214,14 @@ def _overrides(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, 
     return out
 
 
+@overload
+def _pick(flag: str | None, from_file: Any, what: str, default: str) -> str: ...
+
+
+@overload
+def _pick(flag: str | None, from_file: Any, what: str, default: None) -> str | None: ...
+
+
 def _pick(flag: str | None, from_file: Any, what: str, default: str | None) -> str | None:
     from sntkit.experiments.errors import ConfigError
 
@@ -349,14 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     from sntkit.experiments import progress
-    from sntkit.experiments.errors import CheckpointError, ConfigError
+    from sntkit.experiments.errors import CheckpointError, ConfigError, one_line
 
     if args.no_progress:
         progress.set_enabled(False)
     try:
         return int(args.func(args))
     except (ConfigError, CheckpointError) as exc:
-        print(f"sntkit: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"sntkit: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = "--resume" if args.command == "reproduce" else "the same command"
@@ -366,18 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SNTKIT_DEBUG"):
             raise
         print(
-            f"sntkit: error: {type(exc).__name__}: {_one_line(exc)} "
-            "(SNTKIT_DEBUG=1 shows the traceback)",
+            f"sntkit: error: {one_line(exc, with_type=True)} (SNTKIT_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return 1
     finally:
         if args.no_progress:
             progress.set_enabled(None)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

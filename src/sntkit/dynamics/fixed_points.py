@@ -484,6 +484,8 @@ def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -
             total = torch.where(torch.isfinite(q), q, torch.zeros_like(q)).sum()
             opt.zero_grad()
             total.backward()
+            if h.grad is None:  # q contains -h, so only a broken autograd graph gets here
+                raise RuntimeError("_descend: backward gave no gradient for the candidates h")
             with torch.no_grad():
                 h.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step()

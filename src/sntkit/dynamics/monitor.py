@@ -186,8 +186,13 @@ class BifurcationMonitor:
             return {"step": step, "loss": loss, "warning": msg}, []
         sig = Signature.of(self.fixed_points(p, trajectory))
         events: list[Bifurcation] = []
-        anchor = self.anchor
-        if anchor is not None and not sig.degenerate and anchor[2].differs(sig):
+        anchor, prev = self.anchor, self.prev  # the anchor is an earlier check, so prev is set
+        if (
+            anchor is not None
+            and prev is not None
+            and not sig.degenerate
+            and anchor[2].differs(sig)
+        ):
             prev_step, prev_params, prev_sig = anchor
             finder = default_finder(
                 self.num_inits // 4, self.init_scale, self.seed, **self.finder_kwargs
@@ -200,7 +205,7 @@ class BifurcationMonitor:
                 tol=self.tol,
                 finder=finder,
                 warm=torch.cat(
-                    [prev_sig.points.locations, self.prev[2].points.locations, sig.points.locations]
+                    [prev_sig.points.locations, prev[2].points.locations, sig.points.locations]
                 ),
             )
             for ev in path.events:

@@ -148,7 +148,9 @@ class NormalForm:
         g_values = torch.as_tensor(g_values, dtype=h0.dtype, device=h0.device).reshape(-1)
 
         def one(gg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return jvp(lambda a: self.trajectory(a, h0, T), (gg,), (torch.ones_like(gg),))
+            # torch.func.jvp is typed as returning a 2- or 3-tuple (no overload on has_aux)
+            out = jvp(lambda a: self.trajectory(a, h0, T), (gg,), (torch.ones_like(gg),))
+            return out  # type: ignore[return-value]
 
         states, tangents = vmap(one)(g_values)  # (G, B, T, dim) each
         escaped = ~(torch.isfinite(states) & (states.abs() <= ESCAPE)).all(-1).all(-1)

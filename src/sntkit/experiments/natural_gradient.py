@@ -17,6 +17,7 @@ bifurcations, and costs little more than SGD per step (target ≤ 1.5×).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -126,8 +127,10 @@ def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
         seed=config["seed"],
         device=config["device"],
     )
-    done = {kind: run.stage(kind, lambda kind=kind: train(config, task, kind, run))
-            for kind in OPTIMIZERS}  # fmt: skip
+    done = {
+        kind: run.stage(kind, functools.partial(train, config, task, kind, run))
+        for kind in OPTIMIZERS
+    }
     summary: dict[str, Any] = {}
     for kind, res in done.items():
         sm = smoothness(res["losses"], config["drop_window"])

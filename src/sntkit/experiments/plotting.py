@@ -89,7 +89,7 @@ def _restyle_texts(fig: Figure) -> None:
                 legend.set_frame_on(STYLE["legend.frameon"])
         for kind, items in texts.items():
             for text in items:
-                if abs(text.get_fontsize() - default[kind]) < 1e-9:
+                if abs(text.get_fontproperties().get_size_in_points() - default[kind]) < 1e-9:
                     text.set_fontsize(target[kind])
 
 

@@ -202,8 +202,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         kind = type(default).__name__
         if isinstance(default, list | tuple):
-            kinds = {type(v).__name__ for v in default}
-            kind = f"a list of {kinds.pop()}" if len(kinds) == 1 else "a list"
+            names = {type(v).__name__ for v in default}
+            kind = f"a list of {names.pop()}" if len(names) == 1 else "a list"
         raise ConfigError(
             f"setting {key!r} must be {kind} like its default {default!r}, got {value!r}"
         ) from None

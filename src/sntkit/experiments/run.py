@@ -63,7 +63,7 @@ import platform
 import random
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from pathlib import Path
 from typing import Any
 
@@ -228,8 +228,8 @@ class Run:
 
     def progress(self, iterable: Iterable[Any], **kwargs: Any) -> Progress:
         """A :class:`~sntkit.experiments.progress.Progress` bar over ``iterable``."""
-        if "total" not in kwargs and hasattr(iterable, "__len__"):
-            kwargs["total"] = len(iterable)  # type: ignore[arg-type]
+        if "total" not in kwargs and isinstance(iterable, Sized):
+            kwargs["total"] = len(iterable)
         return Progress(iterable, **kwargs)
 
     # ------------------------------------------------------------------ checkpoints
@@ -483,7 +483,10 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict[str, Any]:
     """The global RNG states (torch CPU, CUDA if initialized, numpy legacy, Python ``random``)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    if isinstance(state, dict):  # only a non-MT19937 global generator gives a dict
+        raise RuntimeError("numpy's global generator is not the legacy MT19937; cannot save it")
+    kind, keys, pos, has_gauss, gauss = state
     version, internal, py_gauss = random.getstate()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     return {

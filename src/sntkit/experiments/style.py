@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from cycler import cycler
@@ -29,12 +29,15 @@ from matplotlib.ticker import (
 )
 from matplotlib.transforms import ScaledTranslation
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType, RcKeyType
+
 __all__ = ["COLORS", "STYLE", "grid_ticks", "legend_outside", "proxy", "style", "tidy_log_ticks"]
 
 #: Okabe–Ito colour-blind-safe palette
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "axes.spines.top": False,
@@ -136,6 +139,8 @@ def _two_five(x: float, pos: int | None = None) -> str:
     return f"${mantissa:g}\\times10^{{{exponent}}}$" if mantissa in (2.0, 5.0) else ""
 
 
-def proxy(label: str, *, color: str = "k", linestyle: str = "-", marker: str = "") -> Line2D:
+def proxy(
+    label: str, *, color: str = "k", linestyle: LineStyleType = "-", marker: str = ""
+) -> Line2D:
     """A legend entry (not drawn) for a colour, line style or marker shared by several lines."""
     return Line2D([], [], color=color, linestyle=linestyle, marker=marker, label=label)

@@ -72,7 +72,7 @@ from typing import Any
 import yaml
 
 from sntkit.experiments import io, progress
-from sntkit.experiments.errors import ConfigError
+from sntkit.experiments.errors import ConfigError, one_line
 from sntkit.experiments.registry import Experiment, check_device, get_experiment
 from sntkit.experiments.run import finished_summary, slug
 
@@ -194,14 +194,9 @@ def run_point(
     except Exception as exc:
         with suppress(OSError):
             io.write_text(out / "error.txt", traceback.format_exc())
-        return {"status": "failed", "summary": {}, "error": _one_line(exc)}
+        return {"status": "failed", "summary": {}, "error": one_line(exc, with_type=True)}
     (out / "error.txt").unlink(missing_ok=True)
     return {"status": "ok", "summary": io.to_jsonable(summary), "error": None}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _flat_scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -218,7 +213,8 @@ def _flat_scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any
 def _table(points: list[dict], records: list[dict], names: list[str]) -> Any:
     import pandas as pd
 
-    rows, summary_cols = [], {}
+    rows: list[dict[str, Any]] = []
+    summary_cols: dict[str, None] = {}
     for point, rec, name in zip(points, records, names, strict=True):
         row = dict(point)
         for key, value in _flat_scalars(rec["summary"]).items():
@@ -425,7 +421,7 @@ def _collect(
         try:
             res = fut.result()
         except Exception as exc:  # the worker died too often, lost connection, ...
-            res = {"status": "failed", "summary": {}, "error": _one_line(exc)}
+            res = {"status": "failed", "summary": {}, "error": one_line(exc, with_type=True)}
         if res["status"] == "failed" and records[i]["attempts"] <= retries:
             new = submit(i)
             index[new] = i

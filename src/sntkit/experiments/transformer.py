@@ -21,7 +21,7 @@ attention width (Fig. 9).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -36,6 +36,9 @@ from sntkit.linalg import effective_rank
 from sntkit.models.transformer import AttentionMLP
 from sntkit.ntk import feedforward_ntk
 from sntkit.tasks.inputs import fourier_features
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
 
 POINT_SCALES = {
     "quick": {
@@ -256,7 +259,8 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
     _rank_vs_input_dim(ax[0, 0], tables["fig6b"], "n_x", "$n_x$={}", "6B")
     c = tables["fig6c"][tables["fig6c"].status == "ok"]
     handles = [style.proxy(f"mode {k + 1}", color=style.COLORS[k]) for k in range(3)]
-    for (_, row), dash in zip(c.iterrows(), ("-", "--"), strict=False):
+    line_styles: tuple[LineStyleType, ...] = ("-", "--")
+    for (_, row), dash in zip(c.iterrows(), line_styles, strict=False):
         modes = load_checkpoint(run.path("sweep_fig6c") / row.folder / "temporal_modes.pt")["modes"]
         for k in range(3):
             ax[0, 1].plot(modes[k].reshape(-1), dash, color=style.COLORS[k], linewidth=0.6)

@@ -43,9 +43,10 @@ of ``λ_2 − 1``, ``λ_1``, ``lr``, ``T`` and seeds on Dask and reports the rat
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -59,6 +60,9 @@ from sntkit.linalg import effective_rank
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
 from sntkit.tasks.student_teacher import APP_B, READOUT, StudentTeacherTask, make_student
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
 
 _COMMON = {
     "lambda1": 1.3,
@@ -242,7 +246,7 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
     kinds = OPTIMIZERS if config["natural_gradient"] else OPTIMIZERS[:1]
     summary: dict[str, Any] = {"teacher_eigenvalues": [config["lambda1"], config["lambda2"]]}
     for kind in kinds:
-        summary[kind] = run.stage(kind, lambda kind=kind: _train(config, run, kind, task, V))
+        summary[kind] = run.stage(kind, functools.partial(_train, config, run, kind, task, V))
     summary |= {k: summary["sgd"][k] for k in ("ratio", "crossing_ratio", "stable_rank_plateau")}
     _figure(run, kinds, (config["lambda1"], config["lambda2"]))
     return run.finish(summary)
@@ -250,7 +254,8 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 def _figure(run: Run, kinds: tuple[str, ...], targets: tuple[float, float]) -> None:
     fig, ax = plotting.figure(1, 3, width=3.3)
-    dashes = dict(zip(kinds, ("-", "--"), strict=False))
+    line_styles: tuple[LineStyleType, ...] = ("-", "--")
+    dashes = dict(zip(kinds, line_styles, strict=False))
     modes = {1: style.COLORS[0], 2: style.COLORS[1]}
     for kind, dash in dashes.items():
         rows = [r for r in run.rows if r["optimizer"] == kind]

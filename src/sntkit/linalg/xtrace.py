@@ -40,6 +40,7 @@ estimate is ``tr(Q^T A Q)`` plus the (negligible) Hutch++ remainder on the test 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -54,7 +55,7 @@ class XTrace:
     def __init__(self, op: Operator, gen: torch.Generator) -> None:
         self.op, self.gen = op, gen
         n = op.size_in
-        kw = {"dtype": torch.float64, "device": op.device}
+        kw: dict[str, Any] = {"dtype": torch.float64, "device": op.device}
         self.Om = torch.zeros(0, n, **kw)  # test vectors, rows
         self.Q = torch.zeros(0, n, **kw)  # orthonormal rows, A Ω = R^T Q in row form
         self.R = torch.zeros(0, 0, **kw)

@@ -23,6 +23,7 @@ sntkit therefore uses three pre-activation groups: ``"rz"`` (2N; sites h, x, 1, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +62,7 @@ class GRU(Cell):
         N = n_hidden
         self.n_state = N
         self.n_input = n_input
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         self.weight_hh = nn.Parameter(torch.empty(3 * N, N, **kw))
         if n_input:
             self.weight_ih = nn.Parameter(torch.empty(3 * N, n_input, **kw))

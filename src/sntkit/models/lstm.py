@@ -14,6 +14,7 @@ gives the exact Kronecker core ``V V^T ⊗ I_{4H}``, ``V = cat(H_-, X, 1, 1)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,7 @@ class LSTM(Cell):
         self.n_hidden = H
         self.n_state = 2 * H
         self.n_input = n_input
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         self.weight_hh = nn.Parameter(torch.empty(4 * H, H, **kw))
         uses = [SiteUse("weight_hh", "h", "gates")]
         if n_input:

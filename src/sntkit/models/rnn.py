@@ -16,6 +16,7 @@ activation derivative enters ``P_core``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,7 +78,7 @@ class RNN(Cell):
         self.leak = leak
         self.activation_name = activation if isinstance(activation, str) else "custom"
         self.phi = get_activation(activation)
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         self.W = nn.Parameter(torch.empty(n_hidden, n_hidden, **kw))
         if n_input:
             self.W_in = nn.Parameter(torch.empty(n_hidden, n_input, **kw))

@@ -30,7 +30,7 @@ supported (analysis of unmasked self-attention, as in App. A.5).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -84,10 +84,10 @@ def _check_attention(mha: nn.MultiheadAttention) -> None:
 
 def _attend(
     mha: nn.MultiheadAttention,
-    pre: object,
+    pre: Callable[[str], torch.Tensor],
 ) -> torch.Tensor:
     """``A`` (B, T, E) from the q/k/v pre-activations of ``pre(group)``."""
-    q, k, v = (pre(g) for g in ("q", "k", "v"))  # type: ignore[operator]
+    q, k, v = (pre(g) for g in ("q", "k", "v"))
     B, T, E = q.shape
     h = mha.num_heads
     d = E // h
@@ -98,6 +98,8 @@ def _attend(
 
 class TorchAttention(_TorchBlock):
     """Self-attention ``nn.MultiheadAttention(x, x, x)``; global state ``cat(A, O)``."""
+
+    module: nn.MultiheadAttention
 
     def __init__(self, module: nn.MultiheadAttention) -> None:
         _check_attention(module)
@@ -131,6 +133,8 @@ class TorchAttention(_TorchBlock):
 
 class TorchEncoderLayer(_TorchBlock):
     """``nn.TransformerEncoderLayer`` (post- or pre-norm) in the global-state view."""
+
+    module: nn.TransformerEncoderLayer
 
     def __init__(self, module: nn.TransformerEncoderLayer) -> None:
         _check_attention(module.self_attn)

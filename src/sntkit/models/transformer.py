@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ class AttentionMLP(nn.Module):
         self.n_in, self.n_attn, self.n_mlp, self.n_out = n_in, n_attn, n_mlp, n_out
         self.n_layers, self.heads, self.causal = n_layers, heads, causal
         self.phi = get_activation(activation)
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         uses = []
         for g in ("q", "k", "v"):
             setattr(self, f"W_{g.upper()}", nn.Parameter(torch.empty(n_attn, n_in, **kw)))

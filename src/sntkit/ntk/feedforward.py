@@ -35,8 +35,13 @@ class FeedforwardNTK(GlobalStateViews):
             states, sites = model.state_lifted(space.params, inputs)
         if not bool(torch.isfinite(states).all()):
             raise ValueError("the model's global state contains NaN/inf for these inputs")
-        self.states = states
+        self._states = states
         self._sites = sites
+
+    @property
+    def states(self) -> torch.Tensor:
+        """The global state ``(B, T, N)`` at the inputs."""
+        return self._states
 
     @property
     def state_shape(self) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
@@ -167,6 +167,12 @@ class Operator(ABC):
         """The adjoint ``A^*``; same as :attr:`T`."""
         return self.T
 
+    @overload
+    def __matmul__(self, other: Operator) -> Operator: ...
+
+    @overload
+    def __matmul__(self, other: torch.Tensor) -> torch.Tensor: ...
+
     def __matmul__(self, other: Operator | torch.Tensor) -> Operator | torch.Tensor:
         if isinstance(other, Operator):
             from sntkit.operators.composition import Composition
@@ -259,11 +265,11 @@ class Operator(ABC):
             self, axes, method=method, num_samples=num_samples, seed=seed, chunk_size=chunk_size
         )
 
-    def partial_mean(self, axes: Axes, **kwargs: object) -> Operator:
+    def partial_mean(self, axes: Axes, **kwargs: Any) -> Operator:
         """Partial trace divided by the size of the traced axes (paper 004 eq. 15)."""
         from sntkit.operators.partial_trace import PartialTrace
 
-        pt = PartialTrace(self, axes, **kwargs)  # type: ignore[arg-type]
+        pt = PartialTrace(self, axes, **kwargs)
         return pt / pt.traced_size
 
     def resolve_axes(self, axes: Axes) -> tuple[int, ...]:

@@ -231,6 +231,11 @@ class StateSpaceNaturalGradient:
         """The sNTK at the current parameters on the given batch (or the stored one)."""
         if self.ntk_factory is not None and h0 is None:
             return self.ntk_factory()
+        if self.model is None:
+            raise ValueError(
+                "current_ntk(h0, inputs) builds the NTK from model, but this preconditioner was "
+                "given only ntk_factory; pass model=... as well, or call it without h0"
+            )
         if h0 is not None:
             self.h0, self.inputs = h0, inputs
         return state_ntk(
@@ -299,7 +304,12 @@ class StateSpaceNaturalGradient:
         Does nothing while :attr:`enabled` is False (the step counter still advances).
         """
         if self.enabled:
-            missing = [n for n, p in zip(self.names, self.params, strict=True) if p.grad is None]
+            grads = {
+                n: p.grad
+                for n, p in zip(self.names, self.params, strict=True)
+                if p.grad is not None
+            }
+            missing = [n for n in self.names if n not in grads]
             if missing:
                 raise ValueError(
                     f"parameters {missing} have no gradient; call loss.backward() before "
@@ -308,15 +318,14 @@ class StateSpaceNaturalGradient:
             if self.refresh_due():
                 with torch.enable_grad():
                     self.refresh(self.current_ntk(h0, inputs))
-            by_name = dict(zip(self.names, self.params, strict=True))
             order = self.order or self.names
-            g = torch.cat([by_name[n].grad.reshape(-1) for n in order])
+            g = torch.cat([grads[n].reshape(-1) for n in order])
             d = self.precondition(g, schedule_value(self.damping, self.step_count))
             offset = 0
             for n in order:
-                p = by_name[n]
-                p.grad.copy_(d[offset : offset + p.numel()].reshape(p.shape))
-                offset += p.numel()
+                grad = grads[n]
+                grad.copy_(d[offset : offset + grad.numel()].reshape(grad.shape))
+                offset += grad.numel()
         self.step_count += 1
 
     # ------------------------------------------------------------------ resume

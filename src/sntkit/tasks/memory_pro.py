@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -85,7 +86,7 @@ class MemoryPro:
             x = x + math.sqrt(self.noise_var) * torch.randn(
                 x.shape, generator=generator, dtype=torch.float64
             )
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         return TaskBatch(x.to(**kw), y.to(**kw), torch.ones(B, T, 3, **kw), theta.to(**kw))
 
     def sample(

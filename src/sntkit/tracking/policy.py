@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from sntkit.optim.preconditioner import StateSpaceNaturalGradient
 
@@ -116,5 +116,5 @@ class BifurcationAwarePolicy:
         self.preconditioner.enabled = self.on_since is not None
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, int | float) and math.isfinite(v)
