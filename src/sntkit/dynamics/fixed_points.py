@@ -324,6 +324,39 @@ def solve_fixed_points(
     generator:
         Randomness of drawn initial states (default: seed 0, deterministic).
     """
+    _check_solver(cell, residual_tol, dedup_tol, opt_steps, newton_steps)
+    p = _float64_params(params, cell)
+    device = next(iter(p.values())).device if p else torch.device("cpu")
+    xi = constant_input(cell, x, device)
+    h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator)
+    F = step_map(cell, p, xi)
+    points = _search(F, h.to(device), opt_steps, lr, newton_steps, residual_tol, dedup_tol)
+    return linearize(cell, p, points, xi, margin)
+
+
+def _search(
+    F: Map,
+    h: torch.Tensor,
+    opt_steps: int,
+    lr: float,
+    newton_steps: int,
+    residual_tol: float,
+    dedup_tol: float,
+) -> torch.Tensor:
+    """Distinct fixed points ``(n, N)`` of ``F`` reached from the candidates ``h``."""
+    h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
+    h = _newton(F, _descend(F, h, opt_steps, lr), newton_steps)
+    points, res = _converged(F, h, residual_tol)
+    points = _dedup(F, points, res, dedup_tol, residual_tol)
+    if len(points) >= 2:
+        points = _with_midpoints(F, points, newton_steps, residual_tol, dedup_tol)
+    return points
+
+
+def _check_solver(
+    cell: Cell, residual_tol: float, dedup_tol: float, opt_steps: int, newton_steps: int
+) -> None:
+    """``ValueError`` naming the argument of :func:`solve_fixed_points` that is out of range."""
     if cell.n_state < 1:
         raise ValueError("cell must have n_state >= 1")
     for name, v in (("residual_tol", residual_tol), ("dedup_tol", dedup_tol)):
@@ -333,31 +366,26 @@ def solve_fixed_points(
         raise ValueError(
             f"opt_steps and newton_steps must be >= 0, got {opt_steps}, {newton_steps}"
         )
-    p = _float64_params(params, cell)
-    device = next(iter(p.values())).device if p else torch.device("cpu")
-    xi = constant_input(cell, x, device)
-    h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator).to(
-        device
+
+
+def _with_midpoints(
+    F: Map, points: torch.Tensor, newton_steps: int, residual_tol: float, dedup_tol: float
+) -> torch.Tensor:
+    """``points`` plus the fixed points Newton finds from the midpoints of the closest pairs.
+
+    The middle branch of a (nearly) symmetric pitchfork has a basin of width ~ the outer pair's
+    distance under any descent on ``q``; Newton from the midpoints of the closest pairs lands on
+    it (distant pairs' middles have wide basins and need no help).
+    """
+    i, j = torch.triu_indices(len(points), len(points), 1, device=points.device)
+    closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
+    i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
+    mids, mres = _converged(
+        F, _newton(F, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
     )
-    F = step_map(cell, p, xi)
-    h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
-    h = _newton(F, _descend(F, h, opt_steps, lr), newton_steps)
-    points, res = _converged(F, h, residual_tol)
-    points = _dedup(F, points, res, dedup_tol, residual_tol)
-    if len(points) >= 2:
-        # the middle branch of a (nearly) symmetric pitchfork has a basin of width ~ the outer
-        # pair's distance under any descent on q; Newton from the midpoints of the closest
-        # pairs lands on it (distant pairs' middles have wide basins and need no help)
-        i, j = torch.triu_indices(len(points), len(points), 1, device=points.device)
-        closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
-        i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
-        mids, mres = _converged(
-            F, _newton(F, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
-        )
-        both = torch.cat([points, mids])
-        both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
-        points = _dedup(F, both, both_res, dedup_tol, residual_tol)
-    return linearize(cell, p, points, xi, margin)
+    both = torch.cat([points, mids])
+    both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
+    return _dedup(F, both, both_res, dedup_tol, residual_tol)
 
 
 def find_fixed_points(

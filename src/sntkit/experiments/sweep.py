@@ -328,22 +328,8 @@ def run_sweep(
     retries:
         How many times a failing point is resubmitted before it is reported as failed.
     """
-    if retries < 0:
-        raise ConfigError(f"retries must be >= 0, got {retries}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
-    if not grid:
-        raise ConfigError("a sweep needs a grid: give --grid KEY=V1,V2,... or a 'grid:' mapping")
     base = dict(base or {})
-    points = grid_points(grid)
-    for point in points:  # every configuration is checked before anything runs
-        exp.config(scale, base | point)
-    names = [point_name(p) for p in points]
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            "two grid points share a folder name: give each value once (and not both 1 and '1')"
-        )
+    exp, points, names = _check_sweep(experiment, grid, scale, base, retries, workers)
     if client is None and not scheduler:  # this machine runs the points: check its devices
         for device in {exp.config(scale, base | p)["device"] for p in points}:
             check_device(device)
@@ -354,11 +340,7 @@ def run_sweep(
         out, {"experiment": exp.name, "scale": scale, "settings": base, "grid": dict(grid)}
     )
     folders = [out / "points" / n for n in names]
-    records: list[dict[str, Any]] = []
-    for folder in folders:
-        done = finished_summary(folder)
-        status = "ok" if done is not None else "pending"
-        records.append({"status": status, "summary": done or {}, "error": None, "attempts": 0})
+    records = [_record(finished_summary(folder)) for folder in folders]
     pending = [i for i, r in enumerate(records) if r["status"] == "pending"]
 
     def write_table() -> Any:
@@ -381,6 +363,39 @@ def run_sweep(
         bar.close()
         table = write_table()
     return table
+
+
+def _check_sweep(
+    experiment: str | Experiment,
+    grid: Grid,
+    scale: str,
+    base: dict[str, Any],
+    retries: int,
+    workers: int | None,
+) -> tuple[Experiment, list[dict[str, Any]], list[str]]:
+    """The experiment, the grid points and their folder names; ``ConfigError`` before running."""
+    if retries < 0:
+        raise ConfigError(f"retries must be >= 0, got {retries}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    if not grid:
+        raise ConfigError("a sweep needs a grid: give --grid KEY=V1,V2,... or a 'grid:' mapping")
+    points = grid_points(grid)
+    for point in points:  # every configuration is checked before anything runs
+        exp.config(scale, base | point)
+    names = [point_name(p) for p in points]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            "two grid points share a folder name: give each value once (and not both 1 and '1')"
+        )
+    return exp, points, names
+
+
+def _record(done: dict[str, Any] | None) -> dict[str, Any]:
+    """A point's row before the sweep runs: finished (its summary) or pending."""
+    status = "ok" if done is not None else "pending"
+    return {"status": status, "summary": done or {}, "error": None, "attempts": 0}
 
 
 def _collect(

@@ -154,29 +154,7 @@ class StateSpaceNaturalGradient:
             raise TypeError(
                 f"model must be the recurrent torch module (or None), got {type(model).__name__}"
             )
-        if params is None:
-            if model is None:
-                raise ValueError("give model, params, or both")
-            params = model.parameters()
-        tensors, names = split_params(params)
-        if model is not None:
-            # the state-space Fisher sees the recurrent module's parameters only; a wrapper's
-            # readout (or anything else) is passed through, under the wrapper's own names
-            prefix = resolve_model(model).prefix
-            owned = {id(p): n for n, p in model.named_parameters() if n.startswith(prefix)}
-            pre = [(owned[id(p)], p) for p in tensors if id(p) in owned]
-            if not pre:
-                raise ValueError(
-                    "none of params belongs to model; pass the recurrent module as model and "
-                    "its parameters (or model.parameters() of a wrapper holding it) as params"
-                )
-        elif names is None:
-            raise ValueError(
-                "without model, params must be (name, tensor) pairs, e.g. "
-                "model.named_parameters(), matching the NTK's trainable names"
-            )
-        else:
-            pre = list(zip(names, tensors, strict=True))
+        pre, tensors = _preconditioned(model, params)
         if ntk_factory is None and (model is None or (inputs is None and steps is None)):
             raise ValueError(
                 "give the Fisher batch (inputs, or steps=T for an autonomous model; h0 defaults "
@@ -184,17 +162,7 @@ class StateSpaceNaturalGradient:
             )
         if ntk_factory is not None and not callable(ntk_factory):
             raise TypeError("ntk_factory must be a callable returning the current StateNTK")
-        if not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"rank must be a positive int, got {rank!r}")
-        if not isinstance(power_iters, int) or power_iters < 1:
-            raise ValueError(f"power_iters must be a positive int, got {power_iters!r}")
-        if cold_start not in ("eigsh", "random"):
-            raise ValueError(f"cold_start must be 'eigsh' or 'random', got {cold_start!r}")
-        if not 0 < cold_start_tol < 1:
-            raise ValueError(f"cold_start_tol must be in (0, 1), got {cold_start_tol}")
-        for h, name in ((damping, "damping"), (update_every, "update_every")):
-            if not callable(h) and float(h) <= 0:
-                raise ValueError(f"{name} must be positive, got {h}")
+        _check_settings(rank, power_iters, cold_start, cold_start_tol, damping, update_every)
         self.model = model
         self.names = [n for n, _ in pre]
         self.params = [p for _, p in pre]
@@ -360,3 +328,55 @@ class StateSpaceNaturalGradient:
         self.eigvecs = state.get("eigvecs")
         self.order = state.get("order")
         self._stale = bool(state.get("stale", self.eigvecs is None))
+
+
+def _preconditioned(
+    model: nn.Module | None, params: Any
+) -> tuple[list[tuple[str, torch.Tensor]], list[torch.Tensor]]:
+    """The ``(name, tensor)`` pairs the Fisher sees, and all of ``params``."""
+    if params is None:
+        if model is None:
+            raise ValueError("give model, params, or both")
+        params = model.parameters()
+    tensors, names = split_params(params)
+    if model is not None:
+        # the state-space Fisher sees the recurrent module's parameters only; a wrapper's
+        # readout (or anything else) is passed through, under the wrapper's own names
+        prefix = resolve_model(model).prefix
+        owned = {id(p): n for n, p in model.named_parameters() if n.startswith(prefix)}
+        pre = [(owned[id(p)], p) for p in tensors if id(p) in owned]
+        if not pre:
+            raise ValueError(
+                "none of params belongs to model; pass the recurrent module as model and "
+                "its parameters (or model.parameters() of a wrapper holding it) as params"
+            )
+    elif names is None:
+        raise ValueError(
+            "without model, params must be (name, tensor) pairs, e.g. "
+            "model.named_parameters(), matching the NTK's trainable names"
+        )
+    else:
+        pre = list(zip(names, tensors, strict=True))
+    return pre, tensors
+
+
+def _check_settings(
+    rank: int,
+    power_iters: int,
+    cold_start: str,
+    cold_start_tol: float,
+    damping: Schedule,
+    update_every: Schedule,
+) -> None:
+    """``ValueError`` naming the argument for a rank, cold start or schedule out of range."""
+    if not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"rank must be a positive int, got {rank!r}")
+    if not isinstance(power_iters, int) or power_iters < 1:
+        raise ValueError(f"power_iters must be a positive int, got {power_iters!r}")
+    if cold_start not in ("eigsh", "random"):
+        raise ValueError(f"cold_start must be 'eigsh' or 'random', got {cold_start!r}")
+    if not 0 < cold_start_tol < 1:
+        raise ValueError(f"cold_start_tol must be in (0, 1), got {cold_start_tol}")
+    for h, name in ((damping, "damping"), (update_every, "update_every")):
+        if not callable(h) and float(h) <= 0:
+            raise ValueError(f"{name} must be positive, got {h}")
