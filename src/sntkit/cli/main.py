@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"sntkit {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
+    _add_reproduce(sub)
+    _add_sweep(sub)
+    return p
+
+
+def _add_reproduce(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The ``reproduce`` command."""
     r = sub.add_parser(
         "reproduce",
         help="run one of the papers' experiments",
@@ -89,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed_options(r)
     r.set_defaults(func=_reproduce)
 
+
+def _add_sweep(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The ``sweep`` command."""
     s = sub.add_parser(
         "sweep",
         help="run a grid of an experiment on Dask",
@@ -121,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=1, metavar="N", help="retries of a failing point (1)"
     )
     s.set_defaults(func=_sweep)
-    return p
 
 
 def _add_seed_options(r: argparse.ArgumentParser) -> None:

@@ -254,9 +254,24 @@ def scan(
 
     brackets: list[tuple[float, float]] = []
     _bisect(sig, 0.0, 1.0, tol, brackets)
-    # samples landing in the tiny degenerate zone at the bifurcation itself (where the two
-    # colliding points are one, e.g. exactly at a transcritical) split one event into two
-    # brackets around an unchanged stretch: join them and classify from the outer ends
+    merged = _join_brackets(brackets, cache, tol)
+    events = [
+        classify_change(cache[lo], cache[hi], lo, hi, symmetry_tol, imperfect_tol, align_tol)
+        for lo, hi in merged
+        if cache[lo].differs(cache[hi])
+    ]
+    return PathScan(events, cache[0.0], cache[1.0], dict(sorted(cache.items())))
+
+
+def _join_brackets(
+    brackets: list[tuple[float, float]], cache: Mapping[float, Signature], tol: float
+) -> list[tuple[float, float]]:
+    """Brackets with an unchanged stretch of at most ``10 tol`` between them joined.
+
+    Samples landing in the tiny degenerate zone at the bifurcation itself (where the two
+    colliding points are one, e.g. exactly at a transcritical) split one event into two
+    brackets around an unchanged stretch: joined, the event is classified from the outer ends.
+    """
     merged: list[tuple[float, float]] = []
     for lo, hi in brackets:
         if (
@@ -267,12 +282,7 @@ def scan(
             merged[-1] = (merged[-1][0], hi)
         else:
             merged.append((lo, hi))
-    events = [
-        classify_change(cache[lo], cache[hi], lo, hi, symmetry_tol, imperfect_tol, align_tol)
-        for lo, hi in merged
-        if cache[lo].differs(cache[hi])
-    ]
-    return PathScan(events, cache[0.0], cache[1.0], dict(sorted(cache.items())))
+    return merged
 
 
 def locate(

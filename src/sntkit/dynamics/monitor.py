@@ -193,28 +193,7 @@ class BifurcationMonitor:
             and not sig.degenerate
             and anchor[2].differs(sig)
         ):
-            prev_step, prev_params, prev_sig = anchor
-            finder = default_finder(
-                self.num_inits // 4, self.init_scale, self.seed, **self.finder_kwargs
-            )
-            path = scan(
-                self.cell,
-                prev_params,
-                p,
-                x=self.x,
-                tol=self.tol,
-                finder=finder,
-                warm=torch.cat(
-                    [prev_sig.points.locations, prev[2].points.locations, sig.points.locations]
-                ),
-            )
-            for ev in path.events:
-                ev.step = round(prev_step + ev.s * (step - prev_step))
-                ev.extra |= {"check_before": prev_step, "check_after": step}
-                events.append(ev)
-            # both ends were re-solved with each other's points: keep the richer sets
-            if len(path.end) > len(sig):
-                sig = path.end
+            events, sig = self._scan_since(anchor, prev[2], step, p, sig)
         if events:
             self.last_event_step = step
             self.events.extend(events)
@@ -226,6 +205,39 @@ class BifurcationMonitor:
         if not sig.degenerate:
             self.anchor = self.prev
         return row, events
+
+    def _scan_since(
+        self,
+        anchor: tuple[int, dict[str, torch.Tensor], Signature],
+        last: Signature,
+        step: int,
+        p: dict[str, torch.Tensor],
+        sig: Signature,
+    ) -> tuple[list[Bifurcation], Signature]:
+        """The events on the straight path from the anchor check to ``p``, and the end's points.
+
+        ``last`` is the previous check's signature (its points seed the search too).
+        """
+        prev_step, prev_params, prev_sig = anchor
+        finder = default_finder(
+            self.num_inits // 4, self.init_scale, self.seed, **self.finder_kwargs
+        )
+        path = scan(
+            self.cell,
+            prev_params,
+            p,
+            x=self.x,
+            tol=self.tol,
+            finder=finder,
+            warm=torch.cat([s.points.locations for s in (prev_sig, last, sig)]),
+        )
+        events: list[Bifurcation] = []
+        for ev in path.events:
+            ev.step = round(prev_step + ev.s * (step - prev_step))
+            ev.extra |= {"check_before": prev_step, "check_after": step}
+            events.append(ev)
+        # both ends were re-solved with each other's points: keep the richer sets
+        return events, path.end if len(path.end) > len(sig) else sig
 
     def fixed_point_metrics(
         self, fps: FixedPoints, params: Mapping[str, torch.Tensor]

@@ -56,6 +56,7 @@ numeric summary value (:func:`seed_statistics`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -329,32 +330,17 @@ def run_sweep(
         How many times a failing point is resubmitted before it is reported as failed.
     """
     base = dict(base or {})
-    exp, points, names = _check_sweep(experiment, grid, scale, base, retries, workers)
-    if client is None and not scheduler:  # this machine runs the points: check its devices
-        for device in {exp.config(scale, base | p)["device"] for p in points}:
-            check_device(device)
-    out = Path(
-        out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{exp.name}-{scale}")
-    )
-    _prepare_out(
-        out, {"experiment": exp.name, "scale": scale, "settings": base, "grid": dict(grid)}
-    )
+    local = client is None and not scheduler
+    exp, points, names = _check_sweep(experiment, grid, scale, base, retries, workers, local)
+    out = _sweep_folder(out, exp, scale, base, grid)
     folders = [out / "points" / n for n in names]
     records = [_record(finished_summary(folder)) for folder in folders]
     pending = [i for i, r in enumerate(records) if r["status"] == "pending"]
-
-    def write_table() -> Any:
-        table = _table(points, records, names)
-        io.write_parquet(out / "results.parquet", table)
-        table.attrs["path"] = str(out / "results.parquet")
-        return table
-
+    write_table = functools.partial(_write_table, out, points, records, names)
     if not pending:
         return write_table()
-    bar = progress.Progress(
-        total=len(points), initial=len(points) - len(pending), desc=f"sweep {exp.name}",
-        unit="pt",
-    )  # fmt: skip
+    done = len(points) - len(pending)
+    bar = progress.Progress(total=len(points), initial=done, desc=f"sweep {exp.name}", unit="pt")
     try:
         with _dask_client(client, scheduler, workers, processes, len(pending)) as (cl, th):
             _collect(cl, th, exp, scale, base, points, names, folders, pending, records,
@@ -372,8 +358,12 @@ def _check_sweep(
     base: dict[str, Any],
     retries: int,
     workers: int | None,
+    local: bool,
 ) -> tuple[Experiment, list[dict[str, Any]], list[str]]:
-    """The experiment, the grid points and their folder names; ``ConfigError`` before running."""
+    """The experiment, the grid points and their folder names; ``ConfigError`` before running.
+
+    ``local``: this machine runs the points, so their devices are checked here.
+    """
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}")
     if workers is not None and workers < 1:
@@ -389,7 +379,32 @@ def _check_sweep(
         raise ConfigError(
             "two grid points share a folder name: give each value once (and not both 1 and '1')"
         )
+    if local:
+        for device in {exp.config(scale, base | p)["device"] for p in points}:
+            check_device(device)
     return exp, points, names
+
+
+def _sweep_folder(
+    out: str | Path | None, exp: Experiment, scale: str, base: dict[str, Any], grid: Grid
+) -> Path:
+    """The sweep folder (default under ``$SNTKIT_RUNS``), prepared for this sweep's spec."""
+    folder = Path(
+        out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{exp.name}-{scale}")
+    )
+    spec = {"experiment": exp.name, "scale": scale, "settings": base, "grid": dict(grid)}
+    _prepare_out(folder, spec)
+    return folder
+
+
+def _write_table(
+    out: Path, points: list[dict[str, Any]], records: list[dict[str, Any]], names: list[str]
+) -> Any:
+    """Write ``OUT/results.parquet`` from the records so far; the table, its path in attrs."""
+    table = _table(points, records, names)
+    io.write_parquet(out / "results.parquet", table)
+    table.attrs["path"] = str(out / "results.parquet")
+    return table
 
 
 def _record(done: dict[str, Any] | None) -> dict[str, Any]:
