@@ -1,7 +1,10 @@
-"""Shape rules of the source that review enforces: every function fits on a screen.
+"""Shape rules of the source that review enforces: every function fits on a screen, and every
+module has its mirroring test file.
 
 A function of ``src/sntkit`` spans at most :data:`MAX_LINES` lines from its ``def`` to its last
 line (docstring included); a longer one is split into setup / loop / summary / figure parts.
+``src/sntkit/PKG/MOD.py`` is tested in ``tests/PKG/test_MOD.py`` unless :data:`UNMIRRORED` says
+where (modules without a formula of their own).
 """
 
 import ast
@@ -12,6 +15,28 @@ MAX_LINES = 60
 EXCEPTIONS = {
     "experiments/memory_pro.py",  # removed at merge (helper h13a)
     "dynamics/construction.py",  # removed at merge (helper h13a)
+}
+
+
+# module (or package/) -> where it is tested instead (modules without a formula of their own)
+UNMIRRORED = {
+    "operators/": "one dense table for every operator: tests/operators/test_operators_dense.py "
+    "over tests/operators/operator_cases.py (plus the property and error tests there)",
+    "cli/main.py": "tests/cli/test_cli.py",
+    "dynamics/tolerances.py": "constants only",
+    "experiments/plotting.py": "tests/experiments/test_progress_plotting.py",
+    "experiments/progress.py": "tests/experiments/test_progress_plotting.py",
+    "experiments/space_time.py": "a reproduction: tests/cli/test_builtin_reproductions.py",
+    "experiments/student_teacher.py": "a reproduction: tests/cli/test_builtin_reproductions.py",
+    "linalg/orthogonal.py": "helpers of the estimators, tested through them",
+    "linalg/probes.py": "probe generators of the estimators, tested through them",
+    "models/gates.py": "gate arithmetic: tests/models/test_gru.py, tests/models/test_lstm.py",
+    "models/init.py": "initializers, no formula",
+    "models/sites.py": "weight-site bookkeeping: tests/ntk/test_core.py (Theorem 1)",
+    "models/transformer.py": "its state and NTK against dense: tests/ntk/test_feedforward.py",
+    "ntk/parameters.py": "the flat parameter space, used by every NTK test",
+    "ntk/trajectory.py": "the unrolled trajectory, used by every NTK test",
+    "tracking/sinks.py": "tests/tracking/test_tracker.py",
 }
 
 
@@ -66,3 +91,20 @@ def test_every_function_fits_in_60_lines():
         f"functions over {MAX_LINES} lines (split them: setup / loop / summary / figures):\n"
         + "\n".join(too_long)
     )
+
+
+def test_every_module_has_its_mirroring_test_file():
+    tests = SRC.parents[1] / "tests"
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if path.name == "__init__.py" or len(rel.parts) != 2:
+            continue
+        name = rel.as_posix()
+        if name in UNMIRRORED or f"{rel.parts[0]}/" in UNMIRRORED:
+            continue
+        if not (tests / rel.parts[0] / f"test_{path.name}").exists():
+            missing.append(f"tests/{rel.parts[0]}/test_{path.name} (for {name})")
+    stale = [m for m in UNMIRRORED if not (SRC / m).exists()]
+    assert not missing, "modules without their test file:\n" + "\n".join(missing)
+    assert not stale, f"UNMIRRORED names modules that do not exist: {stale}"
