@@ -54,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sntkit`` argument parser."""
+    """Return the ``sntkit`` argument parser."""
     from sntkit import __version__
 
     p = _Parser(prog="sntkit", description="State-space NTK toolkit: reproductions and sweeps.")
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_reproduce(sub: argparse._SubParsersAction[_Parser]) -> None:
-    """The ``reproduce`` command."""
+    """Return the ``reproduce`` command."""
     r = sub.add_parser(
         "reproduce",
         help="run one of the papers' experiments",
@@ -98,7 +98,7 @@ def _add_reproduce(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _add_sweep(sub: argparse._SubParsersAction[_Parser]) -> None:
-    """The ``sweep`` command."""
+    """Return the ``sweep`` command."""
     s = sub.add_parser(
         "sweep",
         help="run a grid of an experiment on Dask",
@@ -177,7 +177,7 @@ def _importable(module: str) -> bool:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a YAML/JSON (``yaml.safe_load``) or TOML (``tomllib``) file: a mapping."""
+    """Return the settings in a YAML/JSON (``yaml.safe_load``) or TOML (``tomllib``) file."""
     import yaml
 
     from sntkit.experiments.errors import ConfigError

@@ -92,6 +92,7 @@ class FixedPoints:
 
     @property
     def dim(self) -> int:
+        """Return ``N``, the state dimension."""
         return self.locations.shape[1]
 
     @property
@@ -111,14 +112,17 @@ class FixedPoints:
 
     @property
     def num_stable(self) -> int:
+        """Return how many points are stable (:attr:`stable`)."""
         return int(self.stable.sum())
 
     @property
     def num_unstable(self) -> int:
+        """Return how many points are unstable (:attr:`unstable`)."""
         return int(self.unstable.sum())
 
     @property
     def num_marginal(self) -> int:
+        """Return how many points are marginal (:attr:`marginal`)."""
         return int(self.marginal.sum())
 
     def spectral_radius(self) -> torch.Tensor:
@@ -159,7 +163,7 @@ class FixedPoints:
         return {"fold": fold, "flip": flip, "neimark_sacker": ns}
 
     def select(self, mask: torch.Tensor) -> FixedPoints:
-        """The points where the boolean ``mask`` (n,) is true (or at the given indices)."""
+        """Return the points where the boolean ``mask`` (n,) is true (or at the given indices)."""
         idx = mask.nonzero()[:, 0] if mask.dtype == torch.bool else mask
         return FixedPoints(
             self.locations[idx],
@@ -291,7 +295,7 @@ def solve_fixed_points(
     margin: float = 1e-6,
     generator: torch.Generator | None = None,
 ) -> FixedPoints:
-    """Fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (module docstring).
+    """Return fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (see module).
 
     This is the model-free entry point (a training monitor passes interpolated ``θ(s)``).
 
@@ -396,7 +400,7 @@ def find_fixed_points(
     params: Mapping[str, torch.Tensor] | None = None,
     **kwargs,
 ) -> FixedPoints:
-    """Fixed points of a model's map ``h ↦ f(h, x; θ)`` (see module docstring).
+    """Return fixed points of a model's map ``h ↦ f(h, x; θ)`` (see module docstring).
 
     ``model`` is an sntkit cell or a ``torch.nn`` RNN/GRU/LSTM (adapted by
     :func:`sntkit.models.as_cell`); it is never modified — the search works on
@@ -433,9 +437,11 @@ def _float64_params(params: Mapping[str, torch.Tensor], cell: Cell) -> dict[str,
 def constant_input(
     cell: Cell, x: torch.Tensor | None, device: torch.device | str = "cpu"
 ) -> torch.Tensor | None:
-    """The constant input ``x`` of an autonomous map ``h ↦ F(h, x)`` in float64: zeros of shape
-    ``(n_input,)`` when ``x`` is ``None`` (the zero-input dynamics), ``None`` for a cell
-    without inputs; a sequence or a wrong size raises ``ValueError``."""
+    """Return the constant input ``x`` of an autonomous map ``h ↦ F(h, x)`` in float64.
+
+    Zeros of shape ``(n_input,)`` when ``x`` is ``None`` (the zero-input dynamics), ``None`` for
+    a cell without inputs; a sequence or a wrong size raises ``ValueError``.
+    """
     if x is None:
         return (
             torch.zeros(cell.n_input, dtype=torch.float64, device=device) if cell.n_input else None

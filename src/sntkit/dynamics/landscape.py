@@ -71,6 +71,7 @@ class LandscapeFit:
     num_fitted_parameters: int
 
     def to_dict(self) -> dict:
+        """Return the fit as a JSON-ready dict (the predicted curve as a list)."""
         return {
             "form": self.form,
             "a": self.a,
@@ -211,7 +212,7 @@ def _summarize_fit(
     params: Sequence[float],
     fit_offset: bool,
 ) -> dict[str, Any]:
-    """The fitted scale ``c`` (the mean log residual), both ``R²`` and the predicted curve."""
+    """Return the fitted scale ``c`` (mean log residual), both ``R²`` and the predicted curve."""
     ss_tot = float(((y - y.mean()) ** 2).sum())
     log_c = float((y - log_curve).mean())
     pred_log = log_c + log_curve

@@ -148,7 +148,7 @@ class BifurcationMonitor:
         trajectory: torch.Tensor | None = None,
         extra: torch.Tensor | None = None,
     ) -> FixedPoints:
-        """Fixed points at ``params``, warm-started from the previous check (and ``extra``)."""
+        """Return fixed points at ``params``, warm-started from the previous check and ``extra``."""
         g = torch.Generator().manual_seed(self.seed)
         N = self.cell.n_state
         inits = [self.init_scale * torch.randn(self.num_inits, N, generator=g, dtype=torch.float64)]
@@ -214,7 +214,7 @@ class BifurcationMonitor:
         p: dict[str, torch.Tensor],
         sig: Signature,
     ) -> tuple[list[Bifurcation], Signature]:
-        """The events on the straight path from the anchor check to ``p``, and the end's points.
+        """Return the events on the straight path from the anchor check to ``p``, the end's points.
 
         ``last`` is the previous check's signature (its points seed the search too).
         """
@@ -242,7 +242,7 @@ class BifurcationMonitor:
     def fixed_point_metrics(
         self, fps: FixedPoints, params: Mapping[str, torch.Tensor]
     ) -> dict[str, Any]:
-        """Counts, spectral radius of the recurrent weight, the eigenvalue nearest ``|λ| = 1``."""
+        """Return counts, recurrent-weight spectral radius, the eigenvalue nearest ``|λ| = 1``."""
         row: dict[str, Any] = {
             "num_fixed_points": len(fps),
             "num_stable": fps.num_stable,
@@ -333,7 +333,7 @@ class BifurcationMonitor:
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
-        """What :meth:`load_state_dict` needs to continue identically (tensors and numbers)."""
+        """Return what :meth:`load_state_dict` needs to continue identically (tensors, numbers)."""
 
         def pack(entry: tuple[int, dict[str, torch.Tensor], Signature] | None) -> dict | None:
             if entry is None:
@@ -374,7 +374,7 @@ _RECURRENT = re.compile(r"weight_hh(_l\d+)?")
 
 
 def nonfinite(params: Mapping[str, torch.Tensor], loss: float | None = None) -> str:
-    """A description of NaN/inf parameters or loss (``""`` when everything is finite)."""
+    """Return a description of NaN/inf parameters or loss (``""`` when everything is finite)."""
     bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all())]
     parts = [f"non-finite parameters {bad}"] if bad else []
     if loss is not None and not math.isfinite(loss):

@@ -83,6 +83,7 @@ class Branch:
 
     @property
     def stable(self) -> bool:
+        """Return whether every multiplier has ``|m| < 1``."""
         return all(abs(m) < 1 for m in self.multipliers)
 
 
@@ -107,7 +108,7 @@ class NormalForm:
         return self._step(h, torch.as_tensor(g, dtype=h.dtype, device=h.device))
 
     def fixed_points(self, g: float) -> list[Branch]:
-        """The analytic fixed points at ``g`` with their multipliers and stability."""
+        """Return the analytic fixed points at ``g`` with their multipliers and stability."""
         return self._fixed(float(g))
 
     def invariant_sets(self, g: float) -> list[Branch]:

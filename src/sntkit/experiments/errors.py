@@ -10,7 +10,7 @@ class CheckpointError(ValueError):
 
 
 def one_line(exc: BaseException, *, with_type: bool = False) -> str:
-    """The message of ``exc`` on one line, for the terminal and a sweep's ``error`` column.
+    """Return the message of ``exc`` on one line, for the terminal and a sweep's ``error`` column.
 
     Every run of whitespace (line breaks included) becomes one space, so no part of a
     multi-line message is lost. ``with_type`` puts the class name in front

@@ -169,7 +169,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    """The parsed content of a JSON file."""
+    """Return the parsed content of a JSON file."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 

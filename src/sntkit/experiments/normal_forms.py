@@ -33,6 +33,7 @@ SCALES = {
     scales=SCALES,
 )
 def normal_forms(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 Fig. 2: ``‖sNTK_g‖`` of the codimension-one normal forms."""
     g = torch.linspace(config["g_min"], config["g_max"], config["num_g"], dtype=torch.float64)
     data = figure2_data(g_values=g, T=config["T"], batch=config["batch"], seed=config["seed"])
     summary: dict[str, Any] = {}

@@ -82,7 +82,7 @@ class Experiment:
     kind: str = "experiment"
 
     def defaults(self, scale: str = "quick") -> dict[str, Any]:
-        """The settings of ``scale`` before overrides (common settings included)."""
+        """Return the settings of ``scale`` before overrides (common settings included)."""
         if scale not in self.scales:
             raise ConfigError(
                 f"experiment {self.name!r} has no scale {scale!r}; choose one of "
@@ -91,7 +91,7 @@ class Experiment:
         return COMMON | self.scales[scale]
 
     def config(self, scale: str = "quick", overrides: Mapping[str, Any] | None = None) -> dict:
-        """The validated configuration for ``scale`` with ``overrides`` applied.
+        """Return the validated configuration for ``scale`` with ``overrides`` applied.
 
         Returns ``{"experiment": name, "scale": scale, **settings}``.
         """
@@ -377,7 +377,7 @@ def experiments() -> list[Experiment]:
 
 
 def get_experiment(name: str) -> Experiment:
-    """The registered experiment ``name`` (:class:`ConfigError` if unknown)."""
+    """Return the registered experiment ``name`` (:class:`ConfigError` if unknown)."""
     if name not in REGISTRY:
         load_builtin_experiments()
     if name not in REGISTRY:

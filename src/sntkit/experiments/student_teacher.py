@@ -130,6 +130,7 @@ def _analyse_event(
     scales=SCALES,
 )
 def student_teacher(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 Fig. 1: sNTK rank collapse at the first learned bifurcation."""
     device, T = config["device"], config["steps_T"]
     task = StudentTeacherTask.build(
         config["n"], config["batch"], T, seed=config["seed"], device=device

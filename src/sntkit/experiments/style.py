@@ -64,7 +64,7 @@ _BELOW_GAP_INCHES = 0.5
 
 @contextmanager
 def style() -> Iterator[None]:
-    """The sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
+    """Return the sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
     with mpl.rc_context(STYLE):
         yield
 
@@ -72,7 +72,7 @@ def style() -> Iterator[None]:
 def legend_outside(
     ax: Any, where: str = "right", *, handles: Sequence[Any] | None = None, **kw: Any
 ) -> Any:
-    """A legend for ``ax`` placed outside its data area: ``where="right"`` or ``"below"``.
+    """Return a legend for ``ax`` placed outside its data area: ``where="right"`` or ``"below"``.
 
     ``handles`` (e.g. from :func:`proxy`) replace the panel's labelled artists; ``kw`` go to
     ``Axes.legend`` (``ncols``, ``title``, ...). ``plotting.save``'s tight layout makes room.
@@ -142,5 +142,5 @@ def _two_five(x: float, pos: int | None = None) -> str:
 def proxy(
     label: str, *, color: str = "k", linestyle: LineStyleType = "-", marker: str = ""
 ) -> Line2D:
-    """A legend entry (not drawn) for a colour, line style or marker shared by several lines."""
+    """Return a legend entry (not drawn) for a colour, line style or marker shared by lines."""
     return Line2D([], [], color=color, linestyle=linestyle, marker=marker, label=label)

@@ -128,7 +128,7 @@ def split_sweep_spec(data: Mapping[str, Any]) -> tuple[str | None, str | None, d
 
 
 def grid_points(grid: Grid) -> list[dict[str, Any]]:
-    """The product of the grid's values in a deterministic order (the last key varies fastest).
+    """Return the product of the grid's values in a fixed order (the last key varies fastest).
 
     A scalar value counts as a one-element list; an empty list is an error.
     """
@@ -151,7 +151,7 @@ def _fmt(value: Any) -> str:
 
 
 def point_name(point: Mapping[str, Any]) -> str:
-    """The folder name of a point: ``gain=0.5_task=W`` (keys sorted).
+    """Return the folder name of a point: ``gain=0.5_task=W`` (keys sorted).
 
     A short hash of the exact parameters is appended when characters had to be replaced or
     the name had to be shortened, so that points with different printed values never share a
@@ -360,7 +360,7 @@ def _check_sweep(
     workers: int | None,
     local: bool,
 ) -> tuple[Experiment, list[dict[str, Any]], list[str]]:
-    """The experiment, the grid points and their folder names; ``ConfigError`` before running.
+    """Return the experiment, the grid points and their folder names; ``ConfigError`` first.
 
     ``local``: this machine runs the points, so their devices are checked here.
     """
@@ -388,7 +388,7 @@ def _check_sweep(
 def _sweep_folder(
     out: str | Path | None, exp: Experiment, scale: str, base: dict[str, Any], grid: Grid
 ) -> Path:
-    """The sweep folder (default under ``$SNTKIT_RUNS``), prepared for this sweep's spec."""
+    """Return the sweep folder (default under ``$SNTKIT_RUNS``), prepared for this sweep's spec."""
     folder = Path(
         out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{exp.name}-{scale}")
     )
@@ -408,7 +408,7 @@ def _write_table(
 
 
 def _record(done: dict[str, Any] | None) -> dict[str, Any]:
-    """A point's row before the sweep runs: finished (its summary) or pending."""
+    """Return a point's row before the sweep runs: finished (its summary) or pending."""
     status = "ok" if done is not None else "pending"
     return {"status": status, "summary": done or {}, "error": None, "attempts": 0}
 

@@ -61,6 +61,7 @@ POINT_SCALES = {
     signed=("fourier",),
 )
 def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run one point of paper 004 Figs. 6/9/10: attention-block NTK ranks at init."""
     g = torch.Generator().manual_seed(config["seed"])
     B, T = config["n_x"], config["steps_T"]
     if config["fourier"] > 0:
@@ -121,7 +122,7 @@ def _weights(model: torch.nn.Module) -> list[str]:
 
 
 def _block(config: dict[str, Any], x: torch.Tensor, g: torch.Generator) -> tuple[Any, torch.Tensor]:
-    """The analysed block and its inputs.
+    """Return the analysed block and its inputs.
 
     ``block="attention_mlp"``: sntkit's :class:`AttentionMLP`. ``block="torch_encoder"``: a
     ``torch.nn.TransformerEncoderLayer`` (``d_model = n_attn``, ``nhead = heads``,
@@ -187,6 +188,7 @@ SCALES = {
     scales=SCALES,
 )
 def transformer(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 004 Figs. 6, 9, 10: the input-dimension bottleneck over a grid."""
     from distributed import Client, LocalCluster
 
     panels = {

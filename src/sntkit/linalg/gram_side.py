@@ -43,7 +43,7 @@ def cheap_side(op: Operator) -> Operator:
 
 
 def map_back(gram: Gram, vectors: torch.Tensor) -> torch.Tensor:
-    """Unit eigenvectors ``u_i = J v_i / ‖J v_i‖`` of ``J J^*`` from those ``v_i`` of ``J^* J``."""
+    """Return unit eigenvectors ``u_i = J v_i / ‖J v_i‖`` of ``J J^*`` from ``v_i`` of ``J^* J``."""
     U = gram.factor.matmat(vectors)
     norms = torch.linalg.vector_norm(flat(U), dim=1).clamp_min(torch.finfo(U.dtype).tiny)
     return U / norms.reshape(-1, *([1] * (U.ndim - 1)))

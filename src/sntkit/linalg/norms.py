@@ -76,7 +76,7 @@ def cosine_similarity(
     generator: torch.Generator | None = None,
     chunk_size: int = 256,
 ) -> Estimate:
-    """``⟨A, B⟩_F / (‖A‖_F ‖B‖_F)`` for ``A = op1``, ``B = op2`` on the same spaces.
+    """Return ``⟨A, B⟩_F / (‖A‖_F ‖B‖_F)`` for ``A = op1``, ``B = op2`` on the same spaces.
 
     E.g. ``cos(NTK_S, V V^T ⊗ I)`` (paper 004, Fig. 3B). All three inner products come from
     the same probes, so their errors are correlated and partly cancel in the ratio; the

@@ -70,6 +70,7 @@ class XTrace:
         return flat(self.op.matmat(probes)).double()
 
     def add(self, budget: int) -> None:
+        """Add ``budget // 2`` test vectors (two matvecs each: ``A ω`` and ``A q``)."""
         j = budget // 2
         if j == 0:
             return
@@ -97,6 +98,7 @@ class XTrace:
             self.Z = torch.cat([self.Z, self._apply(Qn.T)])
 
     def estimate(self) -> tuple[float, float]:
+        """Return the exchangeable trace estimate and its standard error."""
         n, k = self.op.size_in, self.Om.shape[0]
         W = self.Q @ self.Om.T  # column i: Q^T ω_i
         H = self.Q @ self.Z.T  # Q^T A Q

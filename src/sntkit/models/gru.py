@@ -90,6 +90,7 @@ class GRU(Cell):
         init_parameters_(self, self.n_state, init=init, gain=gain, generator=generator)
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the groups ``rz``, ``nh`` and (with input weights) ``nx``, and their sizes."""
         sizes = {"rz": 2 * self.n_state, "nh": self.n_state}
         if any(u.group == "nx" for u in self.site_uses or ()):
             sizes["nx"] = self.n_state
@@ -102,6 +103,7 @@ class GRU(Cell):
         x: torch.Tensor | None,
         offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the step with ``pre[g] += offsets[g]`` and the weight sites."""
         sites = self.base_sites(h, x) | {"h": h}
         pre_nx = None
         if "nx" in self.group_sizes():
@@ -111,4 +113,5 @@ class GRU(Cell):
         return gru_update(pre_rz, pre_nh, pre_nx, h), sites
 
     def extra_repr(self) -> str:
+        """Return the sizes and options shown by ``repr``."""
         return f"n_hidden={self.n_state}, n_input={self.n_input}"

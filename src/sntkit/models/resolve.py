@@ -116,7 +116,7 @@ def _recurrent_submodules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def _own_readout(model: nn.Module, recurrent: str) -> tuple[nn.Module | None, str]:
-    """The unique direct child (other than the recurrent branch) that has parameters."""
+    """Return the unique direct child (other than the recurrent branch) that has parameters."""
     top = recurrent.split(".", 1)[0]
     others = [
         (name, child)
@@ -168,7 +168,7 @@ def initial_state(
 
 
 def _stack_layers(cell: TorchRecurrent, h: torch.Tensor) -> torch.Tensor:
-    """torch's ``(num_layers, B, H)`` -> ``(B, num_layers·H)``, layers stacked on the units."""
+    """Stack torch's ``(num_layers, B, H)`` into ``(B, num_layers·H)`` (layers on the units)."""
     L, H = cell.num_layers, cell.n_hidden
     if not isinstance(h, torch.Tensor) or h.ndim != 3 or h.shape[0] != L or h.shape[2] != H:
         shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__

@@ -86,7 +86,7 @@ def _attend(
     mha: nn.MultiheadAttention,
     pre: Callable[[str], torch.Tensor],
 ) -> torch.Tensor:
-    """``A`` (B, T, E) from the q/k/v pre-activations of ``pre(group)``."""
+    """Return ``A`` (B, T, E) from the q/k/v pre-activations of ``pre(group)``."""
     q, k, v = (pre(g) for g in ("q", "k", "v"))
     B, T, E = q.shape
     h = mha.num_heads
@@ -108,15 +108,18 @@ class TorchAttention(_TorchBlock):
         self.site_uses = tuple(_attention_uses("", self.E, module.in_proj_bias is not None, "x"))
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the groups ``q``, ``k``, ``v``, ``o`` (E each)."""
         return {g: self.E for g in ("q", "k", "v", "o")}
 
     def state_blocks(self) -> dict[str, slice]:
+        """Return where ``A`` and ``O`` sit in the global state."""
         E = self.E
         return {"A": slice(0, E), "O": slice(E, 2 * E)}
 
     def state_lifted(
         self, params: Params, x: torch.Tensor, offsets: Mapping[str, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the global state ``cat(A, O)`` with offsets and the weight sites."""
         self._check(x, self.E)
         sites = {"x": x, "one": torch.ones_like(x[..., :1])}
 
@@ -127,7 +130,7 @@ class TorchAttention(_TorchBlock):
         return torch.cat([sites["A"], pre("o")], dim=-1), sites
 
     def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """The module's output ``O`` (B, T, E)."""
+        """Return the module's output ``O`` (B, T, E)."""
         return self.state_lifted(params, x)[0][..., self.E :]
 
 
@@ -153,9 +156,11 @@ class TorchEncoderLayer(_TorchBlock):
         self.site_uses = tuple(uses)
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the attention and MLP groups and their sizes."""
         return {"q": self.E, "k": self.E, "v": self.E, "o": self.E, "m1": self.F, "m2": self.E}
 
     def state_blocks(self) -> dict[str, slice]:
+        """Return where each block of ``cat([U,] A, Z, H, Y)`` sits in the state."""
         names = (["U"] if self.norm_first else []) + ["A", "Z", "H", "Y"]
         sizes = {"U": self.E, "A": self.E, "Z": self.E, "H": self.F, "Y": self.E}
         out, start = {}, 0
@@ -177,6 +182,7 @@ class TorchEncoderLayer(_TorchBlock):
     def state_lifted(
         self, params: Params, x: torch.Tensor, offsets: Mapping[str, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the global state of the layer with offsets and the weight sites."""
         self._check(x, self.E)
         sites = {"one": torch.ones_like(x[..., :1])}
 
@@ -200,7 +206,7 @@ class TorchEncoderLayer(_TorchBlock):
         return torch.cat(parts, dim=-1), sites
 
     def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """The layer's output ``Y`` (B, T, E)."""
+        """Return the layer's output ``Y`` (B, T, E)."""
         return self.state_lifted(params, x)[0][..., -self.E :]
 
 

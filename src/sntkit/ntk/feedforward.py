@@ -45,19 +45,23 @@ class FeedforwardNTK(GlobalStateViews):
 
     @property
     def state_shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, N)``."""
         B, T, N = self.states.shape
         return B, T, N
 
     @property
     def num_params(self) -> int:
+        """Return ``P``, the number of trained scalar parameters."""
         return self.space.size
 
     @property
     def trainable(self) -> tuple[str, ...]:
+        """Return the names of the trained parameters, in the order of ``θ``."""
         return self.space.names
 
     @property
     def params(self) -> dict[str, torch.Tensor]:
+        """Return detached copies of all model parameters."""
         return self.space.params
 
     @functools.cached_property

@@ -234,8 +234,11 @@ class CellLinearization:
         return max(1, min(B, max(rows, TILE_MIN_ROWS)))
 
     def _fused_jacobian_fwd(self, V: torch.Tensor) -> torch.Tensor:
-        """``J`` tile by tile in the batch: for each step, site GEMM, ``D_δ f`` and the step of
-        ``P`` on the tile while it (and the previous step's tile) are in cache."""
+        """Apply ``J`` tile by tile in the batch.
+
+        For each step: site GEMM, ``D_δ f`` and the step of ``P`` on the tile while it (and the
+        previous step's tile) are in cache.
+        """
         T, B, N = self.prev_tm.shape
         k = V.shape[0]
         S, (Wg,), jac = self.site_mats[self.groups[0]], self._site_weights(V), self.prop.jac
@@ -257,8 +260,11 @@ class CellLinearization:
         return Y
 
     def _fused_jacobian_adj(self, E: torch.Tensor) -> torch.Tensor:
-        """``J^*`` tile by tile, backward in time: the step of ``P^*``, then ``D_δ f^*`` and the
-        site GEMM accumulated into ``(k·N, m)`` while the tile is in cache (overwrites ``E``)."""
+        """Apply ``J^*`` tile by tile, backward in time (overwrites ``E``).
+
+        The step of ``P^*``, then ``D_δ f^*`` and the site GEMM accumulated into ``(k·N, m)``
+        while the tile is in cache.
+        """
         T, B, k, N = E.shape
         S, jac = self.site_mats[self.groups[0]], self.prop.jac
         assert jac is not None

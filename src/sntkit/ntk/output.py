@@ -68,7 +68,7 @@ class Readout:
         self.space = ParameterSpace(params, names) if names else None
 
     def apply(self, theta: torch.Tensor | None, feats: torch.Tensor) -> torch.Tensor:
-        """Outputs for the flat trained readout parameters ``theta`` (frozen ones as stored)."""
+        """Return outputs for the flat trained readout parameters ``theta`` (frozen ones stored)."""
         if self.module is None:
             return self.fn(feats)
         if theta is None:
@@ -124,15 +124,18 @@ class OutputNTK(GlobalStateViews):
 
     @property
     def state_shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, n_out)``."""
         B, T, n = self.states.shape
         return B, T, n
 
     @property
     def num_readout_params(self) -> int:
+        """Return ``P_r``, the trained readout parameters (0 without any)."""
         return 0 if self.readout.space is None else self.readout.space.size
 
     @property
     def num_params(self) -> int:
+        """Return ``P + P_r``, the parameters of ``jacobian``'s input."""
         return self.state.num_params + self.num_readout_params
 
     @property
@@ -211,7 +214,7 @@ class OutputNTK(GlobalStateViews):
 
 
 def feature_slice(cell: Cell) -> slice:
-    """The units of the state a readout sees (the top layer's ``h`` for torch modules)."""
+    """Return the units of the state a readout sees (the top layer's ``h`` for torch modules)."""
     if isinstance(cell, TorchRecurrent):
         return slice((cell.num_layers - 1) * cell.n_hidden, cell.num_layers * cell.n_hidden)
     return slice(None)

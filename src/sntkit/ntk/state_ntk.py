@@ -84,6 +84,7 @@ class StateNTK(GlobalStateViews):
 
     @property
     def inputs(self) -> torch.Tensor | None:
+        """Return the inputs ``(B, T, n_in)`` of the trajectory (None: autonomous)."""
         return self.traj.inputs
 
     @property
@@ -93,6 +94,7 @@ class StateNTK(GlobalStateViews):
 
     @property
     def trainable(self) -> tuple[str, ...]:
+        """Return the names of the trained parameters, in the order of ``θ``."""
         return self.space.names
 
     @property
@@ -102,10 +104,11 @@ class StateNTK(GlobalStateViews):
 
     @property
     def state_shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, N)``."""
         return self.traj.shape
 
     def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Dict of per-parameter tensors -> ``(P,)`` vector (trained names only)."""
+        """Return dict of per-parameter tensors -> ``(P,)`` vector (trained names only)."""
         return self.space.flatten(tensors)
 
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -257,7 +260,7 @@ class StateNTK(GlobalStateViews):
 
     # ------------------------------------------------------------------ alignment
     def adjoint_state(self, error: torch.Tensor) -> torch.Tensor:
-        """The global adjoint state ``adj = P^* err`` (paper 004 Cor. 2), shape ``(B, T, N)``."""
+        """Return the global adjoint state ``adj = P^* err`` (paper 004 Cor. 2), ``(B, T, N)``."""
         return self.P.rmatvec(self._check_state(error, "error"))
 
     def __repr__(self) -> str:
@@ -360,7 +363,7 @@ def _assemble(
     dtype: torch.dtype,
     max_probes: int | None,
 ) -> StateNTK:
-    """The trajectory, the parameter space, the path and the readout of :func:`state_ntk`."""
+    """Return the trajectory, the parameter space, the path and the readout of :func:`state_ntk`."""
     cell = resolved.cell
     params = detached_params(cell, dtype=dtype)
     if isinstance(readout, str) and readout != "auto":

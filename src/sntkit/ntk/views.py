@@ -73,7 +73,7 @@ class GlobalStateViews(ABC):
         num_samples: int = 64,
         seed: int = 0,
     ) -> Operator:
-        """The partial mean of ``NTK_S`` over the axes not in ``keep`` (paper 004 eq. 15).
+        """Return the partial mean of ``NTK_S`` over the axes not in ``keep`` (paper 004 eq. 15).
 
         ``keep`` names axes among ``("batch", "time", "unit")``. Uses the true partial trace;
         ``method="hutchinson"`` estimates it with ``num_samples`` Rademacher probes per
@@ -174,7 +174,7 @@ class GlobalStateViews(ABC):
         seed: int = 0,
         chunk_size: int | None = None,
     ) -> torch.Tensor:
-        """The dense matrix of :meth:`view` from columns of ``J``.
+        """Return the dense matrix of :meth:`view` from columns of ``J``.
 
         ``tr_A(J J^*) = Σ_p (J e_p)(J e_p)^*`` contracted over the traced axes ``A``, so the view
         is accumulated from Jacobian columns: ``method="exact"`` uses all ``P`` basis vectors

@@ -43,7 +43,7 @@ Schedule = float | int | Callable[[int], float]
 
 
 def schedule_value(h: Schedule, step: int) -> float:
-    """A hyperparameter that is a number or a callable of the step number."""
+    """Return a hyperparameter that is a number or a callable of the step number."""
     return float(h(step)) if callable(h) else float(h)
 
 
@@ -196,7 +196,7 @@ class StateSpaceNaturalGradient:
     def current_ntk(
         self, h0: torch.Tensor | None = None, inputs: torch.Tensor | None = None
     ) -> StateNTK:
-        """The sNTK at the current parameters on the given batch (or the stored one)."""
+        """Return the sNTK at the current parameters on the given batch (or the stored one)."""
         if self.ntk_factory is not None and h0 is None:
             return self.ntk_factory()
         if self.model is None:
@@ -333,7 +333,7 @@ class StateSpaceNaturalGradient:
 def _preconditioned(
     model: nn.Module | None, params: Any
 ) -> tuple[list[tuple[str, torch.Tensor]], list[torch.Tensor]]:
-    """The ``(name, tensor)`` pairs the Fisher sees, and all of ``params``."""
+    """Return the ``(name, tensor)`` pairs the Fisher sees, and all of ``params``."""
     if params is None:
         if model is None:
             raise ValueError("give model, params, or both")

@@ -120,6 +120,7 @@ class Shampoo(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Take one Shampoo step on every parameter with a gradient."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

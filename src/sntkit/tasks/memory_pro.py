@@ -53,10 +53,12 @@ class MemoryPro:
 
     @property
     def steps(self) -> int:
+        """Return ``T``, the trial length (stimulus + memory + response)."""
         return self.stimulus + self.memory + self.response
 
     @property
     def response_start(self) -> int:
+        """Return the first step of the response period."""
         return self.stimulus + self.memory
 
     def fixed_angles(self, n: int = 5000, seed: int = 0) -> torch.Tensor:
@@ -98,6 +100,6 @@ class MemoryPro:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> TaskBatch:
-        """A batch of fresh random angles."""
+        """Return a batch of fresh random angles."""
         theta = 2 * math.pi * torch.rand(batch, generator=generator, dtype=torch.float64)
         return self.batch(theta, train=train, generator=generator, dtype=dtype, device=device)

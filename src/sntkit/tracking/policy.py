@@ -103,6 +103,7 @@ class BifurcationAwarePolicy:
             self.on_since, self.event_seen = None, False
 
     def state_dict(self) -> dict[str, Any]:
+        """Return the switch state and history (for resuming)."""
         return {
             "on_since": self.on_since,
             "event_seen": self.event_seen,
@@ -110,6 +111,7 @@ class BifurcationAwarePolicy:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         self.on_since = state.get("on_since")
         self.event_seen = bool(state.get("event_seen", False))
         self.switches = [tuple(s) for s in state.get("switches", [])]

@@ -272,6 +272,7 @@ class Tracker:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (monitor, rows, events, warm start)."""
         self.monitor.load_state_dict(state["monitor"])
         self._eigvecs = state.get("eigvecs")
         self.rows = [dict(r) for r in state.get("rows", [])]
@@ -283,7 +284,7 @@ def _flat(X: torch.Tensor) -> torch.Tensor:
 
 
 def last_finite(rows: Sequence[Mapping[str, Any]], key: str) -> float:
-    """The latest finite value of ``key`` among ``rows`` (NaN if none)."""
+    """Return the latest finite value of ``key`` among ``rows`` (NaN if none)."""
     for r in reversed(rows):
         v = r.get(key)
         if isinstance(v, int | float) and math.isfinite(v):
