@@ -1,5 +1,5 @@
-"""Location and classification on scripted parameter paths through each bifurcation type, no
-false events, and the training monitor (rows, events, adaptive interval, resume)."""
+"""Location and classification on scripted parameter paths through each bifurcation type, and
+no false events."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import pytest
 import scipy.optimize
 import torch
 
-from sntkit.dynamics import BifurcationMonitor, Signature, find_fixed_points, locate, scan
+from sntkit.dynamics import Signature, find_fixed_points, locate, scan
 from sntkit.models import RNN, FunctionalCell
 
 DT = torch.float64
@@ -127,61 +127,3 @@ def test_signature_ignores_collisions_and_sees_crossings():
     assert sig(_rot(0.9)).differs(sig(_rot(1.1)))
     assert sig(_diag(-0.9)).differs(sig(_diag(-1.1)))
     assert sig(_diag(0.5)).degenerate is False and sig(_diag(1.0)).degenerate is True
-
-
-def _gain_params(g):
-    return _p(torch.diag(torch.stack([torch.as_tensor(g, dtype=DT), torch.tensor(0.5, dtype=DT)])))
-
-
-def test_monitor_records_rows_events_tracks_and_resumes():
-    gains = torch.linspace(0.8, 1.3, 11, dtype=DT)
-
-    def extra(p):
-        return {"w00": float(p["W"][0, 0])}
-
-    mon = BifurcationMonitor(CELL, every=1, tol=1e-3, extra_metrics=extra)
-    rows, events = [], []
-    for step, g in enumerate(gains):
-        row, ev = mon.check(step, _gain_params(g), loss=float(g))
-        rows.append(row)
-        events += ev
-    # the check at step 4 sits exactly on g* = 1 (λ = 1): it is not used as a bracket end, so
-    # the event is located between checks 3 and 5 and reported once
-    assert [e.kind for e in events] == ["pitchfork"]
-    ev = events[0]
-    assert (ev.extra["check_before"], ev.extra["check_after"]) == (3, 5) and ev.step == 4
-    assert abs(ev.s - 0.5) <= 1e-3
-    assert rows[0]["num_fixed_points"] == 1 and rows[-1]["num_fixed_points"] == 3
-    assert rows[-1]["num_stable"] == 2 and rows[-1]["num_unstable"] == 1
-    assert rows[4]["num_marginal"] == 1 and rows[-1]["w00"] == pytest.approx(1.3)
-    assert rows[0]["spectral_radius"] == pytest.approx(0.8) and rows[0]["loss"] == 0.8
-    # the critical eigenvalue is the origin's gain; det(J − I) = (g − 1)(0.5 − 1) changes sign
-    for row, g in zip(rows, gains.tolist(), strict=True):
-        if g < 1:
-            assert row["critical_eig_real"] == pytest.approx(g)
-            assert row["fold_test"] == pytest.approx((g - 1) * (0.5 - 1))
-    assert all(r["fold_test"] > 0 for r in rows[:4])
-    # the origin keeps its track id through the bifurcation; the new pair gets new ids
-    ids = [{p["id"] for p in h["points"]} for h in mon.history]
-    assert ids[0] == {0} and ids[-1] >= {0} and len(ids[-1]) == 3
-    json.dumps(mon.history, allow_nan=False)
-    # a monitor restored from state_dict continues identically
-    fresh = BifurcationMonitor(CELL, every=1, extra_metrics=extra)
-    fresh.load_state_dict(mon.state_dict())
-    nxt = _gain_params(0.9)
-    r1, e1 = mon.check(11, nxt)
-    r2, e2 = fresh.check(11, nxt)
-    assert r1 == r2 and [e.kind for e in e1] == [e.kind for e in e2] == ["pitchfork"]
-
-
-def test_monitor_adapts_the_check_interval_after_an_event():
-    mon = BifurcationMonitor(CELL, every=10, fine_every=2, fine_window=6)
-    assert [s for s in range(25) if mon.due(s)] == [0, 10, 20]
-    mon.check(0, _gain_params(0.9))
-    _, events = mon.check(10, _gain_params(1.1))
-    assert [e.kind for e in events] == ["pitchfork"] and mon.last_event_step == 10
-    assert [s for s in range(10, 31) if mon.due(s)] == [10, 12, 14, 16, 20, 30]
-    with pytest.raises(ValueError, match="every"):
-        BifurcationMonitor(CELL, every=0)
-    with pytest.raises(ValueError, match="tol"):
-        locate(CELL, _gain_params(0.9), _gain_params(1.1), tol=0)

@@ -163,3 +163,11 @@ def test_bad_arguments_name_the_argument():
         find_fixed_points(cell, residual_tol=0.0)
     with pytest.raises(TypeError, match="not a supported"):
         find_fixed_points(torch.nn.Linear(3, 3))
+
+
+def test_find_fixed_points_on_nan_weights_raises():
+    model = RNN(3, 0, form="post", dtype=torch.float64)
+    with torch.no_grad():
+        model.W[1, 2] = math.nan
+    with pytest.raises(ValueError, match=r"params\['W'\] has NaN"):
+        find_fixed_points(model, inits=8)

@@ -31,7 +31,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 __all__ = ["EXPERIMENTS_EXTRA", "build_parser", "main", "missing_extra", "read_config_file"]
 
@@ -54,13 +54,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sntkit`` argument parser."""
+    """Return the ``sntkit`` argument parser."""
     from sntkit import __version__
 
     p = _Parser(prog="sntkit", description="State-space NTK toolkit: reproductions and sweeps.")
     p.add_argument("--version", action="version", version=f"sntkit {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
+    _add_reproduce(sub)
+    _add_sweep(sub)
+    return p
+
+
+def _add_reproduce(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """Return the ``reproduce`` command."""
     r = sub.add_parser(
         "reproduce",
         help="run one of the papers' experiments",
@@ -89,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed_options(r)
     r.set_defaults(func=_reproduce)
 
+
+def _add_sweep(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """Return the ``sweep`` command."""
     s = sub.add_parser(
         "sweep",
         help="run a grid of an experiment on Dask",
@@ -121,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=1, metavar="N", help="retries of a failing point (1)"
     )
     s.set_defaults(func=_sweep)
-    return p
 
 
 def _add_seed_options(r: argparse.ArgumentParser) -> None:
@@ -168,7 +177,7 @@ def _importable(module: str) -> bool:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a YAML/JSON (``yaml.safe_load``) or TOML (``tomllib``) file: a mapping."""
+    """Return the settings in a YAML/JSON (``yaml.safe_load``) or TOML (``tomllib``) file."""
     import yaml
 
     from sntkit.experiments.errors import ConfigError
@@ -212,6 +221,14 @@ def _overrides(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, 
     if args.device is not None:
         out["device"] = args.device
     return out
+
+
+@overload
+def _pick(flag: str | None, from_file: Any, what: str, default: str) -> str: ...
+
+
+@overload
+def _pick(flag: str | None, from_file: Any, what: str, default: None) -> str | None: ...
 
 
 def _pick(flag: str | None, from_file: Any, what: str, default: str | None) -> str | None:
@@ -349,14 +366,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     from sntkit.experiments import progress
-    from sntkit.experiments.errors import CheckpointError, ConfigError
+    from sntkit.experiments.errors import CheckpointError, ConfigError, one_line
 
     if args.no_progress:
         progress.set_enabled(False)
     try:
         return int(args.func(args))
     except (ConfigError, CheckpointError) as exc:
-        print(f"sntkit: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"sntkit: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = "--resume" if args.command == "reproduce" else "the same command"
@@ -366,18 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SNTKIT_DEBUG"):
             raise
         print(
-            f"sntkit: error: {type(exc).__name__}: {_one_line(exc)} "
-            "(SNTKIT_DEBUG=1 shows the traceback)",
+            f"sntkit: error: {one_line(exc, with_type=True)} (SNTKIT_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return 1
     finally:
         if args.no_progress:
             progress.set_enabled(None)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class Signature:
 
     @classmethod
     def of(cls, points: FixedPoints, imag_tol: float = IMAG_TOL) -> Signature:
+        """Return the signature of ``points`` (eigenvalues within ``imag_tol`` count as real)."""
         ev = points.eigvals
         real = ev.imag.abs() <= imag_tol
         below_one = (real & (ev.real < 1)).sum(1)
@@ -99,10 +100,11 @@ class Signature:
         return bool(((self.points.eigvals.abs() - 1).abs() <= m).any()) if len(self) else False
 
     def key(self, i: int) -> tuple[int, int, int]:
+        """Return point ``i``'s ``(fold sign, flip sign, #|λ| > 1)``."""
         return int(self.fold_sign[i]), int(self.flip_sign[i]), int(self.outside[i])
 
     def differs(self, other: Signature) -> bool:
-        """A different number of points, or a matched pair whose counts differ.
+        """Return a different number of points, or a matched pair whose counts differ.
 
         Points are matched, not compared as a multiset: in a transcritical bifurcation two
         points exchange their stability and the multiset of counts stays the same.
@@ -160,7 +162,7 @@ class Bifurcation:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable record (plain floats, ints, strings and lists)."""
+        """Return a JSON-serializable record (plain floats, ints, strings and lists)."""
         return {
             "step": self.step,
             "kind": self.kind,
@@ -195,7 +197,7 @@ def interpolate(p0: Mapping[str, torch.Tensor], p1: Mapping[str, torch.Tensor], 
 def default_finder(
     num_random: int = 16, scale: float = 1.0, seed: int = 0, **kwargs: Any
 ) -> Finder:
-    """A finder for :func:`scan`: the given seeds plus ``num_random`` ``N(0, scale²)`` states."""
+    """Return a finder for :func:`scan`: given seeds plus ``num_random`` ``N(0, scale²)`` states."""
 
     def find(cell: Cell, params: Params, x: torch.Tensor | None, seeds: torch.Tensor | None):
         g = torch.Generator().manual_seed(seed)
@@ -254,9 +256,24 @@ def scan(
 
     brackets: list[tuple[float, float]] = []
     _bisect(sig, 0.0, 1.0, tol, brackets)
-    # samples landing in the tiny degenerate zone at the bifurcation itself (where the two
-    # colliding points are one, e.g. exactly at a transcritical) split one event into two
-    # brackets around an unchanged stretch: join them and classify from the outer ends
+    merged = _join_brackets(brackets, cache, tol)
+    events = [
+        classify_change(cache[lo], cache[hi], lo, hi, symmetry_tol, imperfect_tol, align_tol)
+        for lo, hi in merged
+        if cache[lo].differs(cache[hi])
+    ]
+    return PathScan(events, cache[0.0], cache[1.0], dict(sorted(cache.items())))
+
+
+def _join_brackets(
+    brackets: list[tuple[float, float]], cache: Mapping[float, Signature], tol: float
+) -> list[tuple[float, float]]:
+    """Brackets with an unchanged stretch of at most ``10 tol`` between them joined.
+
+    Samples landing in the tiny degenerate zone at the bifurcation itself (where the two
+    colliding points are one, e.g. exactly at a transcritical) split one event into two
+    brackets around an unchanged stretch: joined, the event is classified from the outer ends.
+    """
     merged: list[tuple[float, float]] = []
     for lo, hi in brackets:
         if (
@@ -267,12 +284,7 @@ def scan(
             merged[-1] = (merged[-1][0], hi)
         else:
             merged.append((lo, hi))
-    events = [
-        classify_change(cache[lo], cache[hi], lo, hi, symmetry_tol, imperfect_tol, align_tol)
-        for lo, hi in merged
-        if cache[lo].differs(cache[hi])
-    ]
-    return PathScan(events, cache[0.0], cache[1.0], dict(sorted(cache.items())))
+    return merged
 
 
 def locate(
@@ -281,7 +293,7 @@ def locate(
     p1: Mapping[str, torch.Tensor],
     **kwargs: Any,
 ) -> list[Bifurcation]:
-    """The bifurcations on ``θ(s) = θ_0 + s (θ_1 − θ_0)`` (see :func:`scan` for the arguments)."""
+    """Return the bifurcations on ``θ(s) = θ_0 + s (θ_1 − θ_0)`` (arguments: :func:`scan`)."""
     return scan(cell, p0, p1, **kwargs).events
 
 
@@ -298,8 +310,11 @@ def _bisect(sig: Callable[[float], Signature], lo: float, hi: float, tol: float,
 
 
 def _nearest(ev: torch.Tensor, target: str) -> complex:
-    """The eigenvalue of ``ev`` (N,) nearest ``+1``/``−1`` among real ones, or ``|λ| = 1``
-    among complex ones (falling back to all eigenvalues when there is no such kind)."""
+    """Return the eigenvalue of ``ev`` (N,) nearest the ``target`` crossing.
+
+    That is ``+1``/``−1`` among real eigenvalues, or ``|λ| = 1`` among complex ones (falling
+    back to all eigenvalues when there is no such kind).
+    """
     real = ev.imag.abs() <= IMAG_TOL
     if target == "+1":
         dist, pool = (ev - 1).abs(), real
@@ -337,21 +352,21 @@ class _Change:
         return self.after.points if self.grow else self.before.points
 
     def continued(self) -> list[int]:
-        """Indices in the larger set of the points that exist on both sides."""
+        """Return indices in the larger set of the points that exist on both sides."""
         return [j if self.grow else i for i, j in self.pairs]
 
     def new(self) -> list[int]:
-        """Indices in the larger set of the points without a partner."""
+        """Return indices in the larger set of the points without a partner."""
         matched = set(self.continued())
         return [k for k in range(len(self.larger)) if k not in matched]
 
     def changed(self, sign: str) -> list[tuple[int, int]]:
-        """Matched pairs whose ``fold_sign``/``flip_sign``/``outside`` differs."""
+        """Return matched pairs whose ``fold_sign``/``flip_sign``/``outside`` differs."""
         a, b = getattr(self.before, sign), getattr(self.after, sign)
         return [(i, j) for i, j in self.pairs if int(a[i]) != int(b[j])]
 
     def nearest(self, i: int, j: int, target: str, aim: complex) -> tuple[complex, torch.Tensor]:
-        """The eigenvalue nearer ``aim`` of pair ``(i, j)`` (:func:`_nearest`) and its point."""
+        """Return the eigenvalue of pair ``(i, j)`` nearer ``aim`` (:func:`_nearest`), its point."""
         A, B = self.before.points, self.after.points
         la, lb = _nearest(A.eigvals[i], target), _nearest(B.eigvals[j], target)
         if target == "circle":
@@ -363,10 +378,12 @@ class _Change:
 def _two_new_points(
     c: _Change, symmetry_tol: float, imperfect_tol: float, align_tol: float
 ) -> _Found:
-    """Two points appear or vanish: a pitchfork when a continued point also changes its fold
-    sign (imperfect when the new pair is not centred on it), else a saddle-node — or an
-    imperfect pitchfork when the nearest continued point has an eigenvalue near +1 whose
-    eigenvector points at the new pair."""
+    """Classify a change where two points appear or vanish.
+
+    A pitchfork when a continued point also changes its fold sign (imperfect when the new pair
+    is not centred on it), else a saddle-node — or an imperfect pitchfork when the nearest
+    continued point has an eigenvalue near +1 whose eigenvector points at the new pair.
+    """
     larger, new = c.larger, c.new()
     a, b = larger.locations[new[0]], larger.locations[new[1]]
     fold = c.changed("fold_sign")
@@ -404,8 +421,11 @@ def _two_new_points(
 
 
 def _same_count(c: _Change) -> _Found | None:
-    """No point appears: a fold-sign change is a stability flip (transcritical when two points
-    exchange it), a flip-sign change period doubling, a circle crossing Neimark–Sacker."""
+    """Classify a change where no point appears.
+
+    A fold-sign change is a stability flip (transcritical when two points exchange it), a
+    flip-sign change period doubling, a circle crossing Neimark–Sacker.
+    """
     fold, flip = c.changed("fold_sign"), c.changed("flip_sign")
     if fold:
         lam, point = min((c.nearest(i, j, "+1", 1) for i, j in fold), key=lambda t: abs(t[0] - 1))

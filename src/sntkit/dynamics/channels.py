@@ -126,6 +126,7 @@ class ChannelDecomposition:
         )  # fmt: skip
 
     def to_dict(self) -> dict:
+        """Return the decomposition's numbers as a JSON-ready dict."""
         return {
             "critical_eigenvalue": [self.critical_eigenvalue.real, self.critical_eigenvalue.imag],
             "sntk_g_norm": self.sntk_g_norm,

@@ -139,7 +139,7 @@ def planar_teacher(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> RNN:
-    """The paper-000 student-teacher teacher (App. B): a post-form tanh RNN, ``b = 0``.
+    """Build the paper-000 student-teacher teacher (App. B): a post-form tanh RNN, ``b = 0``.
 
     ``W`` places ``x̄ = scale·e_r`` for both readout units ``r`` with ``perp="both"`` and
     ``W_⊥ = perp_gain × Xavier`` restricted off the readout plane. The readout plane then evolves
@@ -236,7 +236,7 @@ def gru_fixed_point_weights(
 
 
 def insert_fixed_points(W: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """The authors' sequential insertion: ``W ← x̄ sᵀ/‖s‖² + W (I − s sᵀ/‖s‖²)``, ``s = tanh(x̄)``.
+    """Insert fixed points one by one: ``W ← x̄ sᵀ/‖s‖² + W (I − s sᵀ/‖s‖²)``, ``s = tanh(x̄)``.
 
     Applied for each row ``x̄`` of ``points`` in order (module docstring). Afterwards
     ``W tanh(x̄) = x̄`` holds exactly for the last point — a zero-input fixed point of
@@ -285,7 +285,7 @@ def _eq17(X: torch.Tensor, Phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _pinv_solution(R: torch.Tensor, Phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The minimal-norm solution ``R Φ⁺`` of ``W Φ = R`` and the projector ``Π = Φ Φ⁺``."""
+    """Return the minimal-norm solution ``R Φ⁺`` of ``W Φ = R`` and the projector ``Π = Φ Φ⁺``."""
     pinv = torch.linalg.pinv(Phi)
     return R @ pinv, Phi @ pinv
 
@@ -319,7 +319,7 @@ def _perp_matrix(
 
 
 def _points_matrix(points: object) -> torch.Tensor:
-    """The points as the float64 matrix ``X̄ = [x̄_1 … x̄_m]`` (N × m), after checking them."""
+    """Check the points and return them as the float64 matrix ``X̄ = [x̄_1 … x̄_m]`` (N × m)."""
     if not isinstance(points, torch.Tensor):
         raise TypeError(f"points must be a torch.Tensor (m, N), got {type(points).__name__}")
     if points.ndim != 2 or points.shape[0] < 1 or not points.is_floating_point():

@@ -92,6 +92,7 @@ class FixedPoints:
 
     @property
     def dim(self) -> int:
+        """Return ``N``, the state dimension."""
         return self.locations.shape[1]
 
     @property
@@ -111,14 +112,17 @@ class FixedPoints:
 
     @property
     def num_stable(self) -> int:
+        """Return how many points are stable (:attr:`stable`)."""
         return int(self.stable.sum())
 
     @property
     def num_unstable(self) -> int:
+        """Return how many points are unstable (:attr:`unstable`)."""
         return int(self.unstable.sum())
 
     @property
     def num_marginal(self) -> int:
+        """Return how many points are marginal (:attr:`marginal`)."""
         return int(self.marginal.sum())
 
     def spectral_radius(self) -> torch.Tensor:
@@ -159,7 +163,7 @@ class FixedPoints:
         return {"fold": fold, "flip": flip, "neimark_sacker": ns}
 
     def select(self, mask: torch.Tensor) -> FixedPoints:
-        """The points where the boolean ``mask`` (n,) is true (or at the given indices)."""
+        """Return the points where the boolean ``mask`` (n,) is true (or at the given indices)."""
         idx = mask.nonzero()[:, 0] if mask.dtype == torch.bool else mask
         return FixedPoints(
             self.locations[idx],
@@ -291,7 +295,7 @@ def solve_fixed_points(
     margin: float = 1e-6,
     generator: torch.Generator | None = None,
 ) -> FixedPoints:
-    """Fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (module docstring).
+    """Return fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (see module).
 
     This is the model-free entry point (a training monitor passes interpolated ``θ(s)``).
 
@@ -324,6 +328,39 @@ def solve_fixed_points(
     generator:
         Randomness of drawn initial states (default: seed 0, deterministic).
     """
+    _check_solver(cell, residual_tol, dedup_tol, opt_steps, newton_steps)
+    p = _float64_params(params, cell)
+    device = next(iter(p.values())).device if p else torch.device("cpu")
+    xi = constant_input(cell, x, device)
+    h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator)
+    F = step_map(cell, p, xi)
+    points = _search(F, h.to(device), opt_steps, lr, newton_steps, residual_tol, dedup_tol)
+    return linearize(cell, p, points, xi, margin)
+
+
+def _search(
+    F: Map,
+    h: torch.Tensor,
+    opt_steps: int,
+    lr: float,
+    newton_steps: int,
+    residual_tol: float,
+    dedup_tol: float,
+) -> torch.Tensor:
+    """Distinct fixed points ``(n, N)`` of ``F`` reached from the candidates ``h``."""
+    h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
+    h = _newton(F, _descend(F, h, opt_steps, lr), newton_steps)
+    points, res = _converged(F, h, residual_tol)
+    points = _dedup(F, points, res, dedup_tol, residual_tol)
+    if len(points) >= 2:
+        points = _with_midpoints(F, points, newton_steps, residual_tol, dedup_tol)
+    return points
+
+
+def _check_solver(
+    cell: Cell, residual_tol: float, dedup_tol: float, opt_steps: int, newton_steps: int
+) -> None:
+    """``ValueError`` naming the argument of :func:`solve_fixed_points` that is out of range."""
     if cell.n_state < 1:
         raise ValueError("cell must have n_state >= 1")
     for name, v in (("residual_tol", residual_tol), ("dedup_tol", dedup_tol)):
@@ -333,31 +370,26 @@ def solve_fixed_points(
         raise ValueError(
             f"opt_steps and newton_steps must be >= 0, got {opt_steps}, {newton_steps}"
         )
-    p = _float64_params(params, cell)
-    device = next(iter(p.values())).device if p else torch.device("cpu")
-    xi = constant_input(cell, x, device)
-    h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator).to(
-        device
+
+
+def _with_midpoints(
+    F: Map, points: torch.Tensor, newton_steps: int, residual_tol: float, dedup_tol: float
+) -> torch.Tensor:
+    """``points`` plus the fixed points Newton finds from the midpoints of the closest pairs.
+
+    The middle branch of a (nearly) symmetric pitchfork has a basin of width ~ the outer pair's
+    distance under any descent on ``q``; Newton from the midpoints of the closest pairs lands on
+    it (distant pairs' middles have wide basins and need no help).
+    """
+    i, j = torch.triu_indices(len(points), len(points), 1, device=points.device)
+    closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
+    i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
+    mids, mres = _converged(
+        F, _newton(F, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
     )
-    F = step_map(cell, p, xi)
-    h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
-    h = _newton(F, _descend(F, h, opt_steps, lr), newton_steps)
-    points, res = _converged(F, h, residual_tol)
-    points = _dedup(F, points, res, dedup_tol, residual_tol)
-    if len(points) >= 2:
-        # the middle branch of a (nearly) symmetric pitchfork has a basin of width ~ the outer
-        # pair's distance under any descent on q; Newton from the midpoints of the closest
-        # pairs lands on it (distant pairs' middles have wide basins and need no help)
-        i, j = torch.triu_indices(len(points), len(points), 1, device=points.device)
-        closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
-        i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
-        mids, mres = _converged(
-            F, _newton(F, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
-        )
-        both = torch.cat([points, mids])
-        both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
-        points = _dedup(F, both, both_res, dedup_tol, residual_tol)
-    return linearize(cell, p, points, xi, margin)
+    both = torch.cat([points, mids])
+    both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
+    return _dedup(F, both, both_res, dedup_tol, residual_tol)
 
 
 def find_fixed_points(
@@ -368,7 +400,7 @@ def find_fixed_points(
     params: Mapping[str, torch.Tensor] | None = None,
     **kwargs,
 ) -> FixedPoints:
-    """Fixed points of a model's map ``h ↦ f(h, x; θ)`` (see module docstring).
+    """Return fixed points of a model's map ``h ↦ f(h, x; θ)`` (see module docstring).
 
     ``model`` is an sntkit cell or a ``torch.nn`` RNN/GRU/LSTM (adapted by
     :func:`sntkit.models.as_cell`); it is never modified — the search works on
@@ -405,9 +437,11 @@ def _float64_params(params: Mapping[str, torch.Tensor], cell: Cell) -> dict[str,
 def constant_input(
     cell: Cell, x: torch.Tensor | None, device: torch.device | str = "cpu"
 ) -> torch.Tensor | None:
-    """The constant input ``x`` of an autonomous map ``h ↦ F(h, x)`` in float64: zeros of shape
-    ``(n_input,)`` when ``x`` is ``None`` (the zero-input dynamics), ``None`` for a cell
-    without inputs; a sequence or a wrong size raises ``ValueError``."""
+    """Return the constant input ``x`` of an autonomous map ``h ↦ F(h, x)`` in float64.
+
+    Zeros of shape ``(n_input,)`` when ``x`` is ``None`` (the zero-input dynamics), ``None`` for
+    a cell without inputs; a sequence or a wrong size raises ``ValueError``.
+    """
     if x is None:
         return (
             torch.zeros(cell.n_input, dtype=torch.float64, device=device) if cell.n_input else None
@@ -484,6 +518,8 @@ def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -
             total = torch.where(torch.isfinite(q), q, torch.zeros_like(q)).sum()
             opt.zero_grad()
             total.backward()
+            if h.grad is None:  # q contains -h, so only a broken autograd graph gets here
+                raise RuntimeError("_descend: backward gave no gradient for the candidates h")
             with torch.no_grad():
                 h.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step()

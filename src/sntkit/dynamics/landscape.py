@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import scipy.optimize
 import torch
@@ -44,7 +45,8 @@ def local_landscape(ntk: StateNTK, direction: torch.Tensor, s_values: torch.Tens
 
     out = []
     for s in torch.as_tensor(s_values, dtype=torch.float64).tolist():
-        _, tangent = jvp(states, (theta0 + s * d,), (d,))
+        # torch.func.jvp is typed as returning a 2- or 3-tuple (no overload on has_aux)
+        _, tangent = jvp(states, (theta0 + s * d,), (d,))  # type: ignore[misc]
         out.append(float(tangent.double().square().sum()))
     return torch.tensor(out, dtype=torch.float64)
 
@@ -69,6 +71,7 @@ class LandscapeFit:
     num_fitted_parameters: int
 
     def to_dict(self) -> dict:
+        """Return the fit as a JSON-ready dict (the predicted curve as a list)."""
         return {
             "form": self.form,
             "a": self.a,
@@ -105,6 +108,48 @@ def fit_normal_form(
     ``log``) followed by Nelder–Mead on ``(a, s0)`` with the exact curve. Points where the normal
     form's orbits escape (infinite ``N_r``) are not admissible.
     """
+    s, L, nf = _check_fit_args(s_values, landscape, form, sign)
+    y = L.log()
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    span = float((s.max() - s.min()) / 2) or 1.0
+    a_abs = torch.logspace(-2, 0.5, 40, dtype=torch.float64) * g_span / span
+    a_values = {1: a_abs, -1: -a_abs, 0: torch.cat([a_abs, -a_abs])}[sign]
+    s0_values = (
+        torch.linspace(float(s.min()), float(s.max()), 21, dtype=torch.float64)
+        if fit_offset
+        else torch.zeros(1, dtype=torch.float64)
+    )
+    g_grid = torch.linspace(nf.g_star - g_span, nf.g_star + g_span, 801, dtype=torch.float64)
+    ssr0, a0, s00, r, h0 = _grid_search(
+        nf, s, y, a_values, s0_values, g_grid, h0_ranges, T, batch, seed
+    )
+
+    def model(params: Sequence[float]) -> torch.Tensor:
+        a, s0 = params[0], params[1] if fit_offset else 0.0
+        return nf.sntk_g_curve(nf.g_star + a * (s - s0), h0, T)[0].log()
+
+    def objective(params: Sequence[float]) -> float:
+        if sign and params[0] * sign <= 0:
+            return math.inf
+        resid = y - model(params)
+        val = float((resid - resid.mean()).square().sum())
+        return val if math.isfinite(val) else math.inf
+
+    x0 = [a0, s00] if fit_offset else [a0]
+    opt = scipy.optimize.minimize(
+        objective, x0, method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-14 * max(ss_tot, 1e-300), "maxiter": 2000},
+    )  # fmt: skip
+    params = list(opt.x) if opt.fun <= ssr0 else x0
+    fit = _summarize_fit(L, y, model(params), params, fit_offset)
+    n_fitted = 2 + int(fit_offset) + int(len(h0_ranges) > 1)
+    return LandscapeFit(form=form, h0_range=float(r), num_fitted_parameters=n_fitted, **fit)
+
+
+def _check_fit_args(
+    s_values: torch.Tensor, landscape: torch.Tensor, form: str, sign: int
+) -> tuple[torch.Tensor, torch.Tensor, NormalForm]:
+    """``s`` and ``L`` as float64 vectors and the normal form, or ``ValueError`` naming the fix."""
     if form not in NORMAL_FORMS:
         raise ValueError(f"unknown normal form {form!r}; choose from {list(NORMAL_FORMS)}")
     if sign not in (-1, 0, 1):
@@ -117,18 +162,22 @@ def fit_normal_form(
         )
     if not bool((torch.isfinite(L) & (L > 0)).all()):
         raise ValueError("the landscape must be positive and finite to be fitted on a log scale")
-    nf = NORMAL_FORMS[form]
-    y = L.log()
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    span = float((s.max() - s.min()) / 2) or 1.0
-    g_grid = torch.linspace(nf.g_star - g_span, nf.g_star + g_span, 801, dtype=torch.float64)
-    a_abs = torch.logspace(-2, 0.5, 40, dtype=torch.float64) * g_span / span
-    a_values = {1: a_abs, -1: -a_abs, 0: torch.cat([a_abs, -a_abs])}[sign]
-    s0_values = (
-        torch.linspace(float(s.min()), float(s.max()), 21, dtype=torch.float64)
-        if fit_offset
-        else torch.zeros(1, dtype=torch.float64)
-    )
+    return s, L, NORMAL_FORMS[form]
+
+
+def _grid_search(
+    nf: NormalForm,
+    s: torch.Tensor,
+    y: torch.Tensor,
+    a_values: torch.Tensor,
+    s0_values: torch.Tensor,
+    g_grid: torch.Tensor,
+    h0_ranges: Sequence[float],
+    T: int,
+    batch: int,
+    seed: int,
+) -> tuple[float, float, float, float, torch.Tensor]:
+    """Best ``(ssr, a, s0, r, h0)`` on the grid, the curve tabulated on ``g_grid`` per ``r``."""
     best: tuple[float, float, float, float] | None = None  # (ssr, a, s0, r)
     draws: dict[float, torch.Tensor] = {}
     for r in h0_ranges:
@@ -153,43 +202,31 @@ def fit_normal_form(
             "no normal-form scale gives a finite curve on these s values; widen g_span or "
             "change h0_ranges"
         )
-    _, a0, s00, r = best
-    h0 = draws[r]
+    return (*best, draws[best[3]])
 
-    def model(params: Sequence[float]) -> torch.Tensor:
-        a, s0 = params[0], params[1] if fit_offset else 0.0
-        return nf.sntk_g_curve(nf.g_star + a * (s - s0), h0, T)[0].log()
 
-    def objective(params: Sequence[float]) -> float:
-        if sign and params[0] * sign <= 0:
-            return math.inf
-        resid = y - model(params)
-        val = float((resid - resid.mean()).square().sum())
-        return val if math.isfinite(val) else math.inf
-
-    x0 = [a0, s00] if fit_offset else [a0]
-    opt = scipy.optimize.minimize(
-        objective, x0, method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-14 * max(ss_tot, 1e-300), "maxiter": 2000},
-    )  # fmt: skip
-    params = list(opt.x) if opt.fun <= best[0] else x0
-    log_curve = model(params)
+def _summarize_fit(
+    L: torch.Tensor,
+    y: torch.Tensor,
+    log_curve: torch.Tensor,
+    params: Sequence[float],
+    fit_offset: bool,
+) -> dict[str, Any]:
+    """Return the fitted scale ``c`` (mean log residual), both ``R²`` and the predicted curve."""
+    ss_tot = float(((y - y.mean()) ** 2).sum())
     log_c = float((y - log_curve).mean())
     pred_log = log_c + log_curve
     ss_res = float((y - pred_log).square().sum())
     pred = pred_log.exp()
     lin_tot = float((L - L.mean()).square().sum())
-    return LandscapeFit(
-        form=form,
-        a=float(params[0]),
-        s0=float(params[1]) if fit_offset else 0.0,
-        c=math.exp(log_c),
-        h0_range=float(r),
-        r2=1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
-        r2_linear=1 - float((L - pred).square().sum()) / lin_tot if lin_tot > 0 else 0.0,
-        predicted=pred,
-        num_fitted_parameters=2 + int(fit_offset) + int(len(h0_ranges) > 1),
-    )
+    return {
+        "a": float(params[0]),
+        "s0": float(params[1]) if fit_offset else 0.0,
+        "c": math.exp(log_c),
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
+        "r2_linear": 1 - float((L - pred).square().sum()) / lin_tot if lin_tot > 0 else 0.0,
+        "predicted": pred,
+    }
 
 
 def _h0(nf: NormalForm, r: float, batch: int, seed: int) -> torch.Tensor:

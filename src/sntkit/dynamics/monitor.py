@@ -148,7 +148,7 @@ class BifurcationMonitor:
         trajectory: torch.Tensor | None = None,
         extra: torch.Tensor | None = None,
     ) -> FixedPoints:
-        """Fixed points at ``params``, warm-started from the previous check (and ``extra``)."""
+        """Return fixed points at ``params``, warm-started from the previous check and ``extra``."""
         g = torch.Generator().manual_seed(self.seed)
         N = self.cell.n_state
         inits = [self.init_scale * torch.randn(self.num_inits, N, generator=g, dtype=torch.float64)]
@@ -186,30 +186,14 @@ class BifurcationMonitor:
             return {"step": step, "loss": loss, "warning": msg}, []
         sig = Signature.of(self.fixed_points(p, trajectory))
         events: list[Bifurcation] = []
-        anchor = self.anchor
-        if anchor is not None and not sig.degenerate and anchor[2].differs(sig):
-            prev_step, prev_params, prev_sig = anchor
-            finder = default_finder(
-                self.num_inits // 4, self.init_scale, self.seed, **self.finder_kwargs
-            )
-            path = scan(
-                self.cell,
-                prev_params,
-                p,
-                x=self.x,
-                tol=self.tol,
-                finder=finder,
-                warm=torch.cat(
-                    [prev_sig.points.locations, self.prev[2].points.locations, sig.points.locations]
-                ),
-            )
-            for ev in path.events:
-                ev.step = round(prev_step + ev.s * (step - prev_step))
-                ev.extra |= {"check_before": prev_step, "check_after": step}
-                events.append(ev)
-            # both ends were re-solved with each other's points: keep the richer sets
-            if len(path.end) > len(sig):
-                sig = path.end
+        anchor, prev = self.anchor, self.prev  # the anchor is an earlier check, so prev is set
+        if (
+            anchor is not None
+            and prev is not None
+            and not sig.degenerate
+            and anchor[2].differs(sig)
+        ):
+            events, sig = self._scan_since(anchor, prev[2], step, p, sig)
         if events:
             self.last_event_step = step
             self.events.extend(events)
@@ -222,10 +206,43 @@ class BifurcationMonitor:
             self.anchor = self.prev
         return row, events
 
+    def _scan_since(
+        self,
+        anchor: tuple[int, dict[str, torch.Tensor], Signature],
+        last: Signature,
+        step: int,
+        p: dict[str, torch.Tensor],
+        sig: Signature,
+    ) -> tuple[list[Bifurcation], Signature]:
+        """Return the events on the straight path from the anchor check to ``p``, the end's points.
+
+        ``last`` is the previous check's signature (its points seed the search too).
+        """
+        prev_step, prev_params, prev_sig = anchor
+        finder = default_finder(
+            self.num_inits // 4, self.init_scale, self.seed, **self.finder_kwargs
+        )
+        path = scan(
+            self.cell,
+            prev_params,
+            p,
+            x=self.x,
+            tol=self.tol,
+            finder=finder,
+            warm=torch.cat([s.points.locations for s in (prev_sig, last, sig)]),
+        )
+        events: list[Bifurcation] = []
+        for ev in path.events:
+            ev.step = round(prev_step + ev.s * (step - prev_step))
+            ev.extra |= {"check_before": prev_step, "check_after": step}
+            events.append(ev)
+        # both ends were re-solved with each other's points: keep the richer sets
+        return events, path.end if len(path.end) > len(sig) else sig
+
     def fixed_point_metrics(
         self, fps: FixedPoints, params: Mapping[str, torch.Tensor]
     ) -> dict[str, Any]:
-        """Counts, spectral radius of the recurrent weight, the eigenvalue nearest ``|λ| = 1``."""
+        """Return counts, recurrent-weight spectral radius, the eigenvalue nearest ``|λ| = 1``."""
         row: dict[str, Any] = {
             "num_fixed_points": len(fps),
             "num_stable": fps.num_stable,
@@ -316,7 +333,7 @@ class BifurcationMonitor:
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
-        """What :meth:`load_state_dict` needs to continue identically (tensors and numbers)."""
+        """Return what :meth:`load_state_dict` needs to continue identically (tensors, numbers)."""
 
         def pack(entry: tuple[int, dict[str, torch.Tensor], Signature] | None) -> dict | None:
             if entry is None:
@@ -357,7 +374,7 @@ _RECURRENT = re.compile(r"weight_hh(_l\d+)?")
 
 
 def nonfinite(params: Mapping[str, torch.Tensor], loss: float | None = None) -> str:
-    """A description of NaN/inf parameters or loss (``""`` when everything is finite)."""
+    """Return a description of NaN/inf parameters or loss (``""`` when everything is finite)."""
     bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all())]
     parts = [f"non-finite parameters {bad}"] if bad else []
     if loss is not None and not math.isfinite(loss):

@@ -83,6 +83,7 @@ class Branch:
 
     @property
     def stable(self) -> bool:
+        """Return whether every multiplier has ``|m| < 1``."""
         return all(abs(m) < 1 for m in self.multipliers)
 
 
@@ -107,7 +108,7 @@ class NormalForm:
         return self._step(h, torch.as_tensor(g, dtype=h.dtype, device=h.device))
 
     def fixed_points(self, g: float) -> list[Branch]:
-        """The analytic fixed points at ``g`` with their multipliers and stability."""
+        """Return the analytic fixed points at ``g`` with their multipliers and stability."""
         return self._fixed(float(g))
 
     def invariant_sets(self, g: float) -> list[Branch]:
@@ -148,7 +149,9 @@ class NormalForm:
         g_values = torch.as_tensor(g_values, dtype=h0.dtype, device=h0.device).reshape(-1)
 
         def one(gg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return jvp(lambda a: self.trajectory(a, h0, T), (gg,), (torch.ones_like(gg),))
+            # torch.func.jvp is typed as returning a 2- or 3-tuple (no overload on has_aux)
+            out = jvp(lambda a: self.trajectory(a, h0, T), (gg,), (torch.ones_like(gg),))
+            return out  # type: ignore[return-value]
 
         states, tangents = vmap(one)(g_values)  # (G, B, T, dim) each
         escaped = ~(torch.isfinite(states) & (states.abs() <= ESCAPE)).all(-1).all(-1)

@@ -22,6 +22,7 @@ Conventions:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -60,7 +61,7 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Create ``path`` atomically: ``write(tmp)`` fills a temporary sibling that is then renamed.
 
     ``write`` receives the temporary path and may open it however it likes. If it raises (or
@@ -168,7 +169,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    """The parsed content of a JSON file."""
+    """Return the parsed content of a JSON file."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
@@ -226,7 +227,7 @@ def save_figure(fig: Any, path_stem: str | Path, dpi: int = 150) -> list[Path]:
     return [
         atomic_write(
             stem.parent / f"{stem.name}.{ext}",
-            lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight"),
+            functools.partial(fig.savefig, format=ext, dpi=dpi, bbox_inches="tight"),
         )
         for ext in ("png", "pdf")
     ]

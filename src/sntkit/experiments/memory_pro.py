@@ -184,11 +184,11 @@ class MemoryProNet(nn.Module):
         self.placed = torch.zeros(0, n)
 
     def analysis_cell(self) -> Cell:
-        """The sntkit cell of the recurrent part, sharing its parameters (for the NTK)."""
+        """Return the sntkit cell of the recurrent part, sharing its parameters (for the NTK)."""
         return as_cell(self.rnn)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Outputs ``(B, T, 3)`` and states ``(B, T, N)`` for inputs ``x`` ``(B, T, 3)``."""
+        """Return outputs ``(B, T, 3)`` and states ``(B, T, N)`` for inputs ``x`` ``(B, T, 3)``."""
         if isinstance(self.rnn, nn.GRU):
             h = self.rnn(x)[0]
         else:
@@ -236,7 +236,7 @@ def build_network(kind: str, config: dict[str, Any]) -> MemoryProNet:
 
 
 def zero_input_fixed_points(model: MemoryProNet, seed: int) -> FixedPoints:
-    """Fixed points under zero input, started from where zero-input trajectories end.
+    """Find fixed points under zero input, started from where zero-input trajectories end.
 
     Parameters
     ----------
@@ -298,7 +298,7 @@ def temporal_spectrum(
 
 
 def modes_for(vals: torch.Tensor, tr: float, fraction: float = 0.95) -> int | None:
-    """Number of leading eigenvalues that explain ``fraction`` of ``tr`` (None: not reached)."""
+    """Count the leading eigenvalues that explain ``fraction`` of ``tr`` (None: not reached)."""
     cum = torch.cumsum(vals, 0) / tr
     hit = (cum >= fraction).nonzero()
     return int(hit[0]) + 1 if hit.numel() else None
@@ -432,7 +432,7 @@ class Batches:
 
     @classmethod
     def build(cls, config: dict[str, Any]) -> Batches:
-        """The batches of the resolved ``config`` (module docstring)."""
+        """Build the batches of the resolved ``config`` (module docstring)."""
         period = config["period"]
         task = MemoryPro(period, period, period, config["noise_var"])
         data = TrainingData(task, config)
@@ -545,7 +545,7 @@ def _initial_analysis(
 
 
 def _eval_outputs(model: MemoryProNet, batches: Batches) -> list[Any]:
-    """The outputs of the first 8 evaluation trials (Fig. 4A–B)."""
+    """Return the outputs of the first 8 evaluation trials (Fig. 4A–B)."""
     with torch.no_grad():
         return model(batches.eval_batch.inputs)[0][:8].tolist()
 
@@ -577,7 +577,7 @@ def _check(
 def _overall(
     summary: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]
 ) -> dict[str, Any]:
-    """The entries across runs: Shampoo's escape step, the settings, the NTK alignments at init."""
+    """Add the entries across runs: Shampoo's escape step, settings, NTK alignments at init."""
     shampoo = [r for r in rows if r["run"] == "network1_shampoo"]
     summary["network1_shampoo"]["escape_step"] = escape_step(
         shampoo, summary["network1_sgd"]["final_loss"]

@@ -17,6 +17,7 @@ bifurcations, and costs little more than SGD per step (target ≤ 1.5×).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -78,8 +79,11 @@ def smoothness(losses: list[float], drop_window: int) -> dict[str, Any]:
 
 
 def train(config: dict[str, Any], task: StudentTeacherTask, kind: str, run: Run) -> dict[str, Any]:
-    """One training run (``kind`` in :data:`OPTIMIZERS`): the loss at every step, the detected
-    bifurcations and the training time (a stage of the run: it resumes from its checkpoint)."""
+    """Train once with ``kind`` (in :data:`OPTIMIZERS`).
+
+    Returns the loss at every step, the detected bifurcations and the training time (a stage of
+    the run: it resumes from its checkpoint).
+    """
     student = make_student(
         config["n"], gain=config["student_gain"], seed=config["seed"], device=config["device"]
     )
@@ -119,6 +123,7 @@ def train(config: dict[str, Any], task: StudentTeacherTask, kind: str, run: Run)
     scales=SCALES,
 )
 def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 Fig. 4: SGD against the rank-1 state-space natural gradient."""
     task = StudentTeacherTask.build(
         config["n"],
         config["batch"],
@@ -126,8 +131,10 @@ def natural_gradient(config: dict[str, Any], run: Run) -> dict[str, Any]:
         seed=config["seed"],
         device=config["device"],
     )
-    done = {kind: run.stage(kind, lambda kind=kind: train(config, task, kind, run))
-            for kind in OPTIMIZERS}  # fmt: skip
+    done = {
+        kind: run.stage(kind, functools.partial(train, config, task, kind, run))
+        for kind in OPTIMIZERS
+    }
     summary: dict[str, Any] = {}
     for kind, res in done.items():
         sm = smoothness(res["losses"], config["drop_window"])

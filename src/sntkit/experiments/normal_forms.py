@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from sntkit.dynamics.normal_forms import NORMAL_FORMS
+from sntkit.dynamics.normal_forms import NORMAL_FORMS, NormalForm
 from sntkit.experiments import plotting, style
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
@@ -33,6 +33,7 @@ SCALES = {
     scales=SCALES,
 )
 def normal_forms(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 Fig. 2: ``‖sNTK_g‖`` of the codimension-one normal forms."""
     g = torch.linspace(config["g_min"], config["g_max"], config["num_g"], dtype=torch.float64)
     data = figure2_data(g_values=g, T=config["T"], batch=config["batch"], seed=config["seed"])
     summary: dict[str, Any] = {}
@@ -117,34 +118,39 @@ def figure2_data(
     g_values = torch.as_tensor(g_values, dtype=torch.float64).reshape(-1)
     if T < 1 or batch < 1:
         raise ValueError(f"T and batch must be >= 1, got T={T}, batch={batch}")
-    out: dict[str, dict] = {}
-    for name in names:
-        nf = NORMAL_FORMS[name]
-        grid = torch.cat([g_values, torch.tensor([nf.g_star], dtype=torch.float64)])
-        entry: dict = {
-            "g": g_values.tolist(),
-            "g_star": nf.g_star,
-            "description": nf.description,
-            "ranges": {},
-            "bounded": {},
+    return {
+        name: _form_entry(NORMAL_FORMS[name], g_values, ranges, T, batch, seed) for name in names
+    }
+
+
+def _form_entry(
+    nf: NormalForm, g_values: torch.Tensor, ranges: Sequence[float], T: int, batch: int, seed: int
+) -> dict:
+    """One form's entry of :func:`figure2_data`: the curve and its summary per range."""
+    grid = torch.cat([g_values, torch.tensor([nf.g_star], dtype=torch.float64)])
+    entry: dict = {
+        "g": g_values.tolist(),
+        "g_star": nf.g_star,
+        "description": nf.description,
+        "ranges": {},
+        "bounded": {},
+    }
+    for a in ranges:
+        gen = torch.Generator().manual_seed(seed)
+        h0 = (2 * torch.rand(batch, nf.dim, generator=gen, dtype=torch.float64) - 1) * a
+        norm, bounded, escaped = nf.sntk_g_curve(grid, h0, T)
+        summary = _curve_summary(g_values, norm[:-1], float(norm[-1]), nf.g_star)
+        b_summary = _curve_summary(g_values, bounded[:-1], float(bounded[-1]), nf.g_star)
+        summary["g_peak_bounded"] = b_summary["g_peak"]
+        summary["peak_over_gstar_bounded"] = b_summary["peak_over_gstar"]
+        summary["peaked_bounded"] = b_summary["peaked"]
+        summary["escaped_fraction_of_grid"] = float(escaped[:-1].any(1).double().mean())
+        entry["ranges"][str(a)] = {"norm": norm[:-1].tolist(), **summary}
+        entry["bounded"][str(a)] = {
+            "norm": bounded[:-1].tolist(),
+            "escaped_fraction": escaped[:-1].double().mean(1).tolist(),
         }
-        for a in ranges:
-            gen = torch.Generator().manual_seed(seed)
-            h0 = (2 * torch.rand(batch, nf.dim, generator=gen, dtype=torch.float64) - 1) * a
-            norm, bounded, escaped = nf.sntk_g_curve(grid, h0, T)
-            summary = _curve_summary(g_values, norm[:-1], float(norm[-1]), nf.g_star)
-            b_summary = _curve_summary(g_values, bounded[:-1], float(bounded[-1]), nf.g_star)
-            summary["g_peak_bounded"] = b_summary["g_peak"]
-            summary["peak_over_gstar_bounded"] = b_summary["peak_over_gstar"]
-            summary["peaked_bounded"] = b_summary["peaked"]
-            summary["escaped_fraction_of_grid"] = float(escaped[:-1].any(1).double().mean())
-            entry["ranges"][str(a)] = {"norm": norm[:-1].tolist(), **summary}
-            entry["bounded"][str(a)] = {
-                "norm": bounded[:-1].tolist(),
-                "escaped_fraction": escaped[:-1].double().mean(1).tolist(),
-            }
-        out[name] = entry
-    return out
+    return entry
 
 
 def _curve_summary(g: torch.Tensor, norm: torch.Tensor, at_star: float, g_star: float) -> dict:

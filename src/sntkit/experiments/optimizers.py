@@ -31,7 +31,7 @@ def make_optimizer(
     config: Mapping[str, Any],
     ntk_factory: Callable[[], StateNTK] | None = None,
 ) -> torch.optim.Optimizer:
-    """The optimizer ``kind`` for ``model`` from the experiment's settings (module docstring)."""
+    """Return the optimizer ``kind`` for ``model`` from the experiment's settings (see module)."""
     if kind == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config["lr"])
     if kind == "shampoo":

@@ -44,7 +44,7 @@ __all__ = [
 def figure(
     nrows: int = 1, ncols: int = 1, *, width: float = 3.2, height: float = 2.6, **kw: Any
 ) -> tuple[Figure, np.ndarray]:
-    """A figure of ``nrows × ncols`` panels, each ``width × height`` inches, in the sntkit style.
+    """Return a figure of ``nrows × ncols`` panels of ``width × height`` inches, sntkit style.
 
     Returns ``(fig, axes)`` with ``axes`` always a 2-D array; ``kw`` go to ``Figure.subplots``
     (``sharex``, ``gridspec_kw``, ...).
@@ -89,7 +89,7 @@ def _restyle_texts(fig: Figure) -> None:
                 legend.set_frame_on(STYLE["legend.frameon"])
         for kind, items in texts.items():
             for text in items:
-                if abs(text.get_fontsize() - default[kind]) < 1e-9:
+                if abs(text.get_fontproperties().get_size_in_points() - default[kind]) < 1e-9:
                     text.set_fontsize(target[kind])
 
 

@@ -95,6 +95,7 @@ class Progress:
 
     @property
     def disabled(self) -> bool:
+        """Return whether the bar is hidden (no terminal, or progress turned off)."""
         return bool(self.bar.disable)
 
     def show(self, **values: float | int | str | None) -> None:
@@ -111,4 +112,5 @@ class Progress:
         self.bar.update(n)
 
     def close(self) -> None:
+        """Close the bar (a context manager does it on exit)."""
         self.bar.close()

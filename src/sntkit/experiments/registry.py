@@ -82,7 +82,7 @@ class Experiment:
     kind: str = "experiment"
 
     def defaults(self, scale: str = "quick") -> dict[str, Any]:
-        """The settings of ``scale`` before overrides (common settings included)."""
+        """Return the settings of ``scale`` before overrides (common settings included)."""
         if scale not in self.scales:
             raise ConfigError(
                 f"experiment {self.name!r} has no scale {scale!r}; choose one of "
@@ -91,7 +91,7 @@ class Experiment:
         return COMMON | self.scales[scale]
 
     def config(self, scale: str = "quick", overrides: Mapping[str, Any] | None = None) -> dict:
-        """The validated configuration for ``scale`` with ``overrides`` applied.
+        """Return the validated configuration for ``scale`` with ``overrides`` applied.
 
         Returns ``{"experiment": name, "scale": scale, **settings}``.
         """
@@ -202,8 +202,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         kind = type(default).__name__
         if isinstance(default, list | tuple):
-            kinds = {type(v).__name__ for v in default}
-            kind = f"a list of {kinds.pop()}" if len(kinds) == 1 else "a list"
+            names = {type(v).__name__ for v in default}
+            kind = f"a list of {names.pop()}" if len(names) == 1 else "a list"
         raise ConfigError(
             f"setting {key!r} must be {kind} like its default {default!r}, got {value!r}"
         ) from None
@@ -377,7 +377,7 @@ def experiments() -> list[Experiment]:
 
 
 def get_experiment(name: str) -> Experiment:
-    """The registered experiment ``name`` (:class:`ConfigError` if unknown)."""
+    """Return the registered experiment ``name`` (:class:`ConfigError` if unknown)."""
     if name not in REGISTRY:
         load_builtin_experiments()
     if name not in REGISTRY:

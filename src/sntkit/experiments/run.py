@@ -63,7 +63,7 @@ import platform
 import random
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ class Run:
         return self.dir / "checkpoints"
 
     def path(self, name: str) -> Path:
-        """A path inside the run folder."""
+        """Return a path inside the run folder."""
         return self.dir / name
 
     @property
@@ -227,14 +227,14 @@ class Run:
         return summary
 
     def progress(self, iterable: Iterable[Any], **kwargs: Any) -> Progress:
-        """A :class:`~sntkit.experiments.progress.Progress` bar over ``iterable``."""
-        if "total" not in kwargs and hasattr(iterable, "__len__"):
-            kwargs["total"] = len(iterable)  # type: ignore[arg-type]
+        """Return a :class:`~sntkit.experiments.progress.Progress` bar over ``iterable``."""
+        if "total" not in kwargs and isinstance(iterable, Sized):
+            kwargs["total"] = len(iterable)
         return Progress(iterable, **kwargs)
 
     # ------------------------------------------------------------------ checkpoints
     def should_checkpoint(self, step: int) -> bool:
-        """True when ``step > 0`` is a multiple of ``checkpoint_every`` (never if that is 0)."""
+        """Return whether ``step > 0`` is a multiple of ``checkpoint_every`` (never if it is 0)."""
         every = self.checkpoint_every
         return every > 0 and step > 0 and step % every == 0
 
@@ -296,7 +296,7 @@ class Run:
         return result
 
     def loop(self, steps: int, *, desc: str | None = None, **objects: Any) -> TrainingLoop:
-        """The training steps ``start..steps-1`` still to do, checkpointing as it goes.
+        """Return the training steps ``start..steps-1`` still to do, checkpointing as it goes.
 
         ``objects`` are tracked as with :meth:`track` (inside a stage, under that stage), which
         also gives ``start`` (0, or the step of the checkpoint being resumed). Iterating yields
@@ -352,7 +352,7 @@ class Run:
         return path
 
     def checkpoints(self) -> list[Path]:
-        """The checkpoint files on disk, oldest first."""
+        """Return the checkpoint files on disk, oldest first."""
         if not self.ckpt_dir.is_dir():
             return []
         found = [(int(m[1]), p) for p in self.ckpt_dir.iterdir() if (m := _CKPT.match(p.name))]
@@ -482,8 +482,11 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """The global RNG states (torch CPU, CUDA if initialized, numpy legacy, Python ``random``)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    """Return the global RNG states (torch CPU, CUDA if initialized, numpy legacy, ``random``)."""
+    state = np.random.get_state(legacy=True)
+    if isinstance(state, dict):  # only a non-MT19937 global generator gives a dict
+        raise RuntimeError("numpy's global generator is not the legacy MT19937; cannot save it")
+    kind, keys, pos, has_gauss, gauss = state
     version, internal, py_gauss = random.getstate()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     return {
@@ -528,7 +531,7 @@ def _set_saved_rng(state: Any, where: Path) -> None:
 
 # ---------------------------------------------------------------------- helpers
 def finished_summary(folder: str | Path) -> dict[str, Any] | None:
-    """The summary of the finished run in ``folder``, or ``None`` if it has none (yet)."""
+    """Return the summary of the finished run in ``folder``, or ``None`` if it has none (yet)."""
     try:
         summary = io.read_json(Path(folder) / "summary.json")
     except (OSError, ValueError):
@@ -553,7 +556,7 @@ def _short(value: Any, width: int = 40) -> str:
 
 
 def slug(text: str) -> str:
-    """A file-name-safe version of ``text`` (runs of other characters become ``-``)."""
+    """Return a file-name-safe version of ``text`` (runs of other characters become ``-``)."""
     return re.sub(r"[^A-Za-z0-9._=+,-]+", "-", text).strip("-.") or "run"
 
 

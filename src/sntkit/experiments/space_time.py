@@ -62,6 +62,7 @@ POINT_SCALES = {
     scales=POINT_SCALES,
 )
 def space_time_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run one point of paper 004 Fig. 5: temporal and spatial NTK ranks at init."""
     task = config["task"]
     if task not in ("W", "W_in"):
         from sntkit.experiments.errors import ConfigError
@@ -118,6 +119,7 @@ SCALES = {
     scales=SCALES,
 )
 def space_time(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 004 Fig. 5: the ranks over gains and input ranks (a Dask sweep)."""
     grid = {"task": ["W", "W_in"], "gain": config["gains"], "input_rank": config["input_ranks"]}
     table = run_sweep(
         "space-time-point",

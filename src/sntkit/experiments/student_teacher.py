@@ -130,6 +130,7 @@ def _analyse_event(
     scales=SCALES,
 )
 def student_teacher(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 Fig. 1: sNTK rank collapse at the first learned bifurcation."""
     device, T = config["device"], config["steps_T"]
     task = StudentTeacherTask.build(
         config["n"], config["batch"], T, seed=config["seed"], device=device
@@ -266,6 +267,16 @@ def _summary(config, run, analysis, initial_fps, final_fps, teacher_fps, wall):
 
 
 def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
+    _training_figure(run)
+    _phase_portraits(run, task, student, final_fps, teacher_fps)
+    if analysis and "landscape" in analysis:
+        _landscape_figure(run, analysis["landscape"])
+    if run.events:
+        _bifurcation_figure(run, student)
+
+
+def _training_figure(run) -> None:
+    """Fig. 1 A–C: loss, sNTK stable rank and spectral radius, bifurcations marked."""
     rows = run.rows
     steps = [r["step"] for r in rows]
     ev_steps = [e["step"] for e in run.events]
@@ -287,6 +298,9 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
     style.legend_outside(ax[0, 2])
     plotting.save(fig, run.path("fig1_training"))
 
+
+def _phase_portraits(run, task, student, final_fps, teacher_fps) -> None:
+    """Fig. 1 D: trajectories and fixed points of the student and the teacher."""
     fig, ax = plotting.figure(1, 2, width=3.4, height=3.2)
     grid = torch.linspace(-2.0, 2.0, 13)
     gx, gy = torch.meshgrid(grid, grid, indexing="ij")
@@ -317,36 +331,38 @@ def _figures(run, task, student, final_fps, teacher_fps, analysis) -> None:
     style.legend_outside(ax[0, 1])
     plotting.save(fig, run.path("fig1_phase_portraits"))
 
-    if analysis and "landscape" in analysis:
-        ls = analysis["landscape"]
-        fig, ax = plotting.figure(1, 1, width=3.6)
-        ax[0, 0].semilogy(ls["s"], ls["values"], "o", label="RNN: $\\|J(θ^*+s e_g)e_g\\|^2$")
-        fit = ls["fit"]
-        ax[0, 0].semilogy(
-            ls["s"], ls["predicted"], "-", label=f"{fit['form']} normal form (R²={fit['r2']:.3f})"
+
+def _landscape_figure(run, ls) -> None:
+    """Fig. 1 E: the local sNTK_g landscape and its normal-form fit."""
+    fig, ax = plotting.figure(1, 1, width=3.6)
+    ax[0, 0].semilogy(ls["s"], ls["values"], "o", label="RNN: $\\|J(θ^*+s e_g)e_g\\|^2$")
+    fit = ls["fit"]
+    ax[0, 0].semilogy(
+        ls["s"], ls["predicted"], "-", label=f"{fit['form']} normal form (R²={fit['r2']:.3f})"
+    )
+    ax[0, 0].set(xlabel="s along $e_g$", ylabel="sNTK$_g$ norm", title="E  local landscape")
+    style.legend_outside(ax[0, 0], "below")
+    plotting.save(fig, run.path("fig1_landscape"))
+
+
+def _bifurcation_figure(run, student) -> None:
+    """Fig. 1 G: the fixed points before and after the first bifurcation."""
+    ev = run.events[0]
+    fig, ax = plotting.figure(1, 2, width=3.2, height=3.0)
+    for a, side in ((ax[0, 0], "before"), (ax[0, 1], "after")):
+        locs = torch.tensor(ev[side]["locations"]).reshape(-1, student.n_state)[:, list(READOUT)]
+        stable = torch.tensor(
+            [lab.startswith("stable") for lab in ev[side]["labels"]], dtype=torch.bool
         )
-        ax[0, 0].set(xlabel="s along $e_g$", ylabel="sNTK$_g$ norm", title="E  local landscape")
-        style.legend_outside(ax[0, 0], "below")
-        plotting.save(fig, run.path("fig1_landscape"))
-    if run.events:
-        ev = run.events[0]
-        fig, ax = plotting.figure(1, 2, width=3.2, height=3.0)
-        for a, side in ((ax[0, 0], "before"), (ax[0, 1], "after")):
-            locs = torch.tensor(ev[side]["locations"]).reshape(-1, student.n_state)[
-                :, list(READOUT)
-            ]
-            stable = torch.tensor(
-                [lab.startswith("stable") for lab in ev[side]["labels"]], dtype=torch.bool
-            )
-            a.scatter(locs[stable, 0], locs[stable, 1], color="k", label="stable")
-            a.scatter(
-                locs[~stable, 0],
-                locs[~stable, 1],
-                facecolor="white",
-                edgecolor="k",
-                label="unstable",
-            )
-            a.set(xlabel="$h_0$", ylabel="$h_1$", title=f"G  {side}: {len(locs)} fixed points")
-        style.legend_outside(ax[0, 1])
-        fig.suptitle(f"first bifurcation: {ev['kind']} at step {ev['step']}")
-        plotting.save(fig, run.path("fig1_bifurcation"))
+        a.scatter(locs[stable, 0], locs[stable, 1], color="k", label="stable")
+        a.scatter(
+            locs[~stable, 0],
+            locs[~stable, 1],
+            facecolor="white",
+            edgecolor="k",
+            label="unstable",
+        )
+        a.set(xlabel="$h_0$", ylabel="$h_1$", title=f"G  {side}: {len(locs)} fixed points")
+    style.legend_outside(ax[0, 1])
+    fig.suptitle(f"first bifurcation: {ev['kind']} at step {ev['step']}")
+    plotting.save(fig, run.path("fig1_bifurcation"))

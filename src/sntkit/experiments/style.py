@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from cycler import cycler
@@ -29,12 +29,15 @@ from matplotlib.ticker import (
 )
 from matplotlib.transforms import ScaledTranslation
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType, RcKeyType
+
 __all__ = ["COLORS", "STYLE", "grid_ticks", "legend_outside", "proxy", "style", "tidy_log_ticks"]
 
 #: Okabe–Ito colour-blind-safe palette
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "axes.spines.top": False,
@@ -61,7 +64,7 @@ _BELOW_GAP_INCHES = 0.5
 
 @contextmanager
 def style() -> Iterator[None]:
-    """The sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
+    """Return the sntkit style as a ``matplotlib.rc_context`` (for figures made some other way)."""
     with mpl.rc_context(STYLE):
         yield
 
@@ -69,7 +72,7 @@ def style() -> Iterator[None]:
 def legend_outside(
     ax: Any, where: str = "right", *, handles: Sequence[Any] | None = None, **kw: Any
 ) -> Any:
-    """A legend for ``ax`` placed outside its data area: ``where="right"`` or ``"below"``.
+    """Return a legend for ``ax`` placed outside its data area: ``where="right"`` or ``"below"``.
 
     ``handles`` (e.g. from :func:`proxy`) replace the panel's labelled artists; ``kw`` go to
     ``Axes.legend`` (``ncols``, ``title``, ...). ``plotting.save``'s tight layout makes room.
@@ -136,6 +139,8 @@ def _two_five(x: float, pos: int | None = None) -> str:
     return f"${mantissa:g}\\times10^{{{exponent}}}$" if mantissa in (2.0, 5.0) else ""
 
 
-def proxy(label: str, *, color: str = "k", linestyle: str = "-", marker: str = "") -> Line2D:
-    """A legend entry (not drawn) for a colour, line style or marker shared by several lines."""
+def proxy(
+    label: str, *, color: str = "k", linestyle: LineStyleType = "-", marker: str = ""
+) -> Line2D:
+    """Return a legend entry (not drawn) for a colour, line style or marker shared by lines."""
     return Line2D([], [], color=color, linestyle=linestyle, marker=marker, label=label)

@@ -56,6 +56,7 @@ numeric summary value (:func:`seed_statistics`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -72,7 +73,7 @@ from typing import Any
 import yaml
 
 from sntkit.experiments import io, progress
-from sntkit.experiments.errors import ConfigError
+from sntkit.experiments.errors import ConfigError, one_line
 from sntkit.experiments.registry import Experiment, check_device, get_experiment
 from sntkit.experiments.run import finished_summary, slug
 
@@ -127,7 +128,7 @@ def split_sweep_spec(data: Mapping[str, Any]) -> tuple[str | None, str | None, d
 
 
 def grid_points(grid: Grid) -> list[dict[str, Any]]:
-    """The product of the grid's values in a deterministic order (the last key varies fastest).
+    """Return the product of the grid's values in a fixed order (the last key varies fastest).
 
     A scalar value counts as a one-element list; an empty list is an error.
     """
@@ -150,7 +151,7 @@ def _fmt(value: Any) -> str:
 
 
 def point_name(point: Mapping[str, Any]) -> str:
-    """The folder name of a point: ``gain=0.5_task=W`` (keys sorted).
+    """Return the folder name of a point: ``gain=0.5_task=W`` (keys sorted).
 
     A short hash of the exact parameters is appended when characters had to be replaced or
     the name had to be shortened, so that points with different printed values never share a
@@ -194,14 +195,9 @@ def run_point(
     except Exception as exc:
         with suppress(OSError):
             io.write_text(out / "error.txt", traceback.format_exc())
-        return {"status": "failed", "summary": {}, "error": _one_line(exc)}
+        return {"status": "failed", "summary": {}, "error": one_line(exc, with_type=True)}
     (out / "error.txt").unlink(missing_ok=True)
     return {"status": "ok", "summary": io.to_jsonable(summary), "error": None}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _flat_scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -218,7 +214,8 @@ def _flat_scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any
 def _table(points: list[dict], records: list[dict], names: list[str]) -> Any:
     import pandas as pd
 
-    rows, summary_cols = [], {}
+    rows: list[dict[str, Any]] = []
+    summary_cols: dict[str, None] = {}
     for point, rec, name in zip(points, records, names, strict=True):
         row = dict(point)
         for key, value in _flat_scalars(rec["summary"]).items():
@@ -332,51 +329,18 @@ def run_sweep(
     retries:
         How many times a failing point is resubmitted before it is reported as failed.
     """
-    if retries < 0:
-        raise ConfigError(f"retries must be >= 0, got {retries}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
-    if not grid:
-        raise ConfigError("a sweep needs a grid: give --grid KEY=V1,V2,... or a 'grid:' mapping")
     base = dict(base or {})
-    points = grid_points(grid)
-    for point in points:  # every configuration is checked before anything runs
-        exp.config(scale, base | point)
-    names = [point_name(p) for p in points]
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            "two grid points share a folder name: give each value once (and not both 1 and '1')"
-        )
-    if client is None and not scheduler:  # this machine runs the points: check its devices
-        for device in {exp.config(scale, base | p)["device"] for p in points}:
-            check_device(device)
-    out = Path(
-        out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{exp.name}-{scale}")
-    )
-    _prepare_out(
-        out, {"experiment": exp.name, "scale": scale, "settings": base, "grid": dict(grid)}
-    )
+    local = client is None and not scheduler
+    exp, points, names = _check_sweep(experiment, grid, scale, base, retries, workers, local)
+    out = _sweep_folder(out, exp, scale, base, grid)
     folders = [out / "points" / n for n in names]
-    records: list[dict[str, Any]] = []
-    for folder in folders:
-        done = finished_summary(folder)
-        status = "ok" if done is not None else "pending"
-        records.append({"status": status, "summary": done or {}, "error": None, "attempts": 0})
+    records = [_record(finished_summary(folder)) for folder in folders]
     pending = [i for i, r in enumerate(records) if r["status"] == "pending"]
-
-    def write_table() -> Any:
-        table = _table(points, records, names)
-        io.write_parquet(out / "results.parquet", table)
-        table.attrs["path"] = str(out / "results.parquet")
-        return table
-
+    write_table = functools.partial(_write_table, out, points, records, names)
     if not pending:
         return write_table()
-    bar = progress.Progress(
-        total=len(points), initial=len(points) - len(pending), desc=f"sweep {exp.name}",
-        unit="pt",
-    )  # fmt: skip
+    done = len(points) - len(pending)
+    bar = progress.Progress(total=len(points), initial=done, desc=f"sweep {exp.name}", unit="pt")
     try:
         with _dask_client(client, scheduler, workers, processes, len(pending)) as (cl, th):
             _collect(cl, th, exp, scale, base, points, names, folders, pending, records,
@@ -385,6 +349,68 @@ def run_sweep(
         bar.close()
         table = write_table()
     return table
+
+
+def _check_sweep(
+    experiment: str | Experiment,
+    grid: Grid,
+    scale: str,
+    base: dict[str, Any],
+    retries: int,
+    workers: int | None,
+    local: bool,
+) -> tuple[Experiment, list[dict[str, Any]], list[str]]:
+    """Return the experiment, the grid points and their folder names; ``ConfigError`` first.
+
+    ``local``: this machine runs the points, so their devices are checked here.
+    """
+    if retries < 0:
+        raise ConfigError(f"retries must be >= 0, got {retries}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    exp = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    if not grid:
+        raise ConfigError("a sweep needs a grid: give --grid KEY=V1,V2,... or a 'grid:' mapping")
+    points = grid_points(grid)
+    for point in points:  # every configuration is checked before anything runs
+        exp.config(scale, base | point)
+    names = [point_name(p) for p in points]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            "two grid points share a folder name: give each value once (and not both 1 and '1')"
+        )
+    if local:
+        for device in {exp.config(scale, base | p)["device"] for p in points}:
+            check_device(device)
+    return exp, points, names
+
+
+def _sweep_folder(
+    out: str | Path | None, exp: Experiment, scale: str, base: dict[str, Any], grid: Grid
+) -> Path:
+    """Return the sweep folder (default under ``$SNTKIT_RUNS``), prepared for this sweep's spec."""
+    folder = Path(
+        out or Path(os.environ.get("SNTKIT_RUNS", "runs")) / slug(f"sweep-{exp.name}-{scale}")
+    )
+    spec = {"experiment": exp.name, "scale": scale, "settings": base, "grid": dict(grid)}
+    _prepare_out(folder, spec)
+    return folder
+
+
+def _write_table(
+    out: Path, points: list[dict[str, Any]], records: list[dict[str, Any]], names: list[str]
+) -> Any:
+    """Write ``OUT/results.parquet`` from the records so far; the table, its path in attrs."""
+    table = _table(points, records, names)
+    io.write_parquet(out / "results.parquet", table)
+    table.attrs["path"] = str(out / "results.parquet")
+    return table
+
+
+def _record(done: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a point's row before the sweep runs: finished (its summary) or pending."""
+    status = "ok" if done is not None else "pending"
+    return {"status": status, "summary": done or {}, "error": None, "attempts": 0}
 
 
 def _collect(
@@ -425,7 +451,7 @@ def _collect(
         try:
             res = fut.result()
         except Exception as exc:  # the worker died too often, lost connection, ...
-            res = {"status": "failed", "summary": {}, "error": _one_line(exc)}
+            res = {"status": "failed", "summary": {}, "error": one_line(exc, with_type=True)}
         if res["status"] == "failed" and records[i]["attempts"] <= retries:
             new = submit(i)
             index[new] = i

@@ -21,7 +21,7 @@ attention width (Fig. 9).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -36,6 +36,9 @@ from sntkit.linalg import effective_rank
 from sntkit.models.transformer import AttentionMLP
 from sntkit.ntk import feedforward_ntk
 from sntkit.tasks.inputs import fourier_features
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
 
 POINT_SCALES = {
     "quick": {
@@ -58,6 +61,7 @@ POINT_SCALES = {
     signed=("fourier",),
 )
 def transformer_point(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run one point of paper 004 Figs. 6/9/10: attention-block NTK ranks at init."""
     g = torch.Generator().manual_seed(config["seed"])
     B, T = config["n_x"], config["steps_T"]
     if config["fourier"] > 0:
@@ -118,7 +122,7 @@ def _weights(model: torch.nn.Module) -> list[str]:
 
 
 def _block(config: dict[str, Any], x: torch.Tensor, g: torch.Generator) -> tuple[Any, torch.Tensor]:
-    """The analysed block and its inputs.
+    """Return the analysed block and its inputs.
 
     ``block="attention_mlp"``: sntkit's :class:`AttentionMLP`. ``block="torch_encoder"``: a
     ``torch.nn.TransformerEncoderLayer`` (``d_model = n_attn``, ``nhead = heads``,
@@ -184,6 +188,7 @@ SCALES = {
     scales=SCALES,
 )
 def transformer(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 004 Figs. 6, 9, 10: the input-dimension bottleneck over a grid."""
     from distributed import Client, LocalCluster
 
     panels = {
@@ -256,7 +261,8 @@ def _figures(run: Run, tables: dict[str, pd.DataFrame]) -> None:
     _rank_vs_input_dim(ax[0, 0], tables["fig6b"], "n_x", "$n_x$={}", "6B")
     c = tables["fig6c"][tables["fig6c"].status == "ok"]
     handles = [style.proxy(f"mode {k + 1}", color=style.COLORS[k]) for k in range(3)]
-    for (_, row), dash in zip(c.iterrows(), ("-", "--"), strict=False):
+    line_styles: tuple[LineStyleType, ...] = ("-", "--")
+    for (_, row), dash in zip(c.iterrows(), line_styles, strict=False):
         modes = load_checkpoint(run.path("sweep_fig6c") / row.folder / "temporal_modes.pt")["modes"]
         for k in range(3):
             ax[0, 1].plot(modes[k].reshape(-1), dash, color=style.COLORS[k], linewidth=0.6)

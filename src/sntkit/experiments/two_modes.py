@@ -43,9 +43,10 @@ of ``λ_2 − 1``, ``λ_1``, ``lr``, ``T`` and seeds on Dask and reports the rat
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -59,6 +60,9 @@ from sntkit.linalg import effective_rank
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
 from sntkit.tasks.student_teacher import APP_B, READOUT, StudentTeacherTask, make_student
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
 
 _COMMON = {
     "lambda1": 1.3,
@@ -87,7 +91,7 @@ _NAMES = {"sgd": "SGD", "natural_gradient_rank2": "rank-2 natural gradient"}
 def two_mode_teacher(
     n: int, l1: float, l2: float, angle: float = 45.0, seed: int = 0, between: float = 90.0
 ) -> tuple[RNN, torch.Tensor]:
-    """The teacher of the module docstring and its two unstable eigenvectors ``(n, 2)``.
+    """Return the teacher of the module docstring and its two unstable eigenvectors ``(n, 2)``.
 
     Mode 1's eigenvector is the readout axis 0 rotated by ``angle`` degrees, mode 2's a further
     ``between`` degrees on: 90 gives a normal readout block ``R diag(λ) R^T``, other values a
@@ -136,7 +140,7 @@ def track_modes(W: torch.Tensor, V: torch.Tensor) -> list[tuple[float, float, fl
 
 
 def _first_stay(rows: list[dict], ok: Any) -> int | None:
-    """The first row's step from which ``ok(row)`` holds for every later row (None if never)."""
+    """Return the first row's step from which ``ok(row)`` holds for all later rows (None: never)."""
     found = None
     for row in rows:
         found = (row["step"] if found is None else found) if ok(row) else None
@@ -218,7 +222,7 @@ def _stage_summary(config: dict, rows: list[dict]) -> dict[str, Any]:
 
 
 def make_task(config: dict[str, Any]) -> tuple[StudentTeacherTask, torch.Tensor]:
-    """The teacher's task (fixed batch of initial conditions) and its mode eigenvectors."""
+    """Return the teacher's task (fixed batch of initial conditions) and its mode eigenvectors."""
     n, B, T = config["n"], config["batch"], config["steps_T"]
     teacher, V = two_mode_teacher(
         n, config["lambda1"], config["lambda2"], config["angle"], config["seed"], config["between"]
@@ -238,11 +242,12 @@ def make_task(config: dict[str, Any]) -> tuple[StudentTeacherTask, torch.Tensor]
     signed=("angle",),
 )
 def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 Fig. 3: two unstable modes, SGD against rank-2 natural gradient."""
     task, V = make_task(config)
     kinds = OPTIMIZERS if config["natural_gradient"] else OPTIMIZERS[:1]
     summary: dict[str, Any] = {"teacher_eigenvalues": [config["lambda1"], config["lambda2"]]}
     for kind in kinds:
-        summary[kind] = run.stage(kind, lambda kind=kind: _train(config, run, kind, task, V))
+        summary[kind] = run.stage(kind, functools.partial(_train, config, run, kind, task, V))
     summary |= {k: summary["sgd"][k] for k in ("ratio", "crossing_ratio", "stable_rank_plateau")}
     _figure(run, kinds, (config["lambda1"], config["lambda2"]))
     return run.finish(summary)
@@ -250,7 +255,8 @@ def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 def _figure(run: Run, kinds: tuple[str, ...], targets: tuple[float, float]) -> None:
     fig, ax = plotting.figure(1, 3, width=3.3)
-    dashes = dict(zip(kinds, ("-", "--"), strict=False))
+    line_styles: tuple[LineStyleType, ...] = ("-", "--")
+    dashes = dict(zip(kinds, line_styles, strict=False))
     modes = {1: style.COLORS[0], 2: style.COLORS[1]}
     for kind, dash in dashes.items():
         rows = [r for r in run.rows if r["optimizer"] == kind]
@@ -307,6 +313,7 @@ SWEEP_SCALES = {
     signed=("workers", "angle"),
 )
 def two_modes_sweep(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Run paper 000 App. C: the two-modes ratio over a grid of settings and seeds."""
     grid = {
         "lambda1": config["lambda1"],
         "lambda2": [round(1.0 + d, 10) for d in config["lambda2_minus_1"]],

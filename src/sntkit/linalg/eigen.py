@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import torch
 
@@ -63,6 +64,36 @@ class EigshInfo:
     iterations: int
     residuals: torch.Tensor
     converged: bool
+
+
+@overload
+def eigsh(
+    op: Operator,
+    k: int = 6,
+    *,
+    block_size: int | None = None,
+    tol: float = 1e-6,
+    max_iters: int = 100,
+    max_basis: int | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    return_info: Literal[False] = False,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def eigsh(
+    op: Operator,
+    k: int = 6,
+    *,
+    block_size: int | None = None,
+    tol: float = 1e-6,
+    max_iters: int = 100,
+    max_basis: int | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    return_info: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor, EigshInfo]: ...
 
 
 @gram_side.eigenpairs_on_cheap_side
@@ -105,6 +136,27 @@ def eigsh(
     ``values`` ``(k,)`` descending and ``vectors`` ``(k, *shape_in)`` with orthonormal rows
     (``vectors[i]`` belongs to ``values[i]``), in the operator's dtype and device.
     """
+    b, max_basis = _check_eigsh_args(op, k, block_size, tol, max_iters, max_basis)
+    gen = make_generator(seed, generator)
+    theta, X, info, scale = _block_lanczos(op, k, b, tol, max_iters, max_basis, gen)
+    if not info.converged:
+        warnings.warn(
+            f"eigsh: {k} eigenpairs not converged to tol={tol} after {max_iters} iterations "
+            f"(largest relative residual {float(info.residuals.max()) / scale:.2e}); raise "
+            f"max_iters or tol",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    values, vectors = theta[:k], X.reshape(k, *op.shape_in)
+    if return_info:
+        return values, vectors, info
+    return values, vectors
+
+
+def _check_eigsh_args(
+    op: Operator, k: int, block_size: int | None, tol: float, max_iters: int, max_basis: int | None
+) -> tuple[int, int]:
+    """Validate the arguments of :func:`eigsh`; the block size and the restart basis size."""
     where = "eigsh"
     require_square(op, "op", where)
     n = op.size_in
@@ -118,8 +170,20 @@ def eigsh(
         raise ValueError(f"{where}: tol must be a positive number, got {tol!r}")
     max_basis = max(10 * b, 60) if max_basis is None else max_basis
     positive_int(max_basis, "max_basis", where, 2 * b)
-    gen = make_generator(seed, generator)
+    return b, max_basis
 
+
+def _block_lanczos(
+    op: Operator,
+    k: int,
+    b: int,
+    tol: float,
+    max_iters: int,
+    max_basis: int,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, EigshInfo, float]:
+    """Block Lanczos with thick restarts: Ritz values, flat Ritz vectors, info, ``|θ_1|``."""
+    n = op.size_in
     basis = orth_against(flat(gaussian(b, op.shape_in, op, gen)), None)
     block, images = basis, basis[:0]
     num_matvecs, iterations = 0, 0
@@ -130,7 +194,7 @@ def eigsh(
         num_matvecs += block.shape[0]
         images = torch.cat([images, AB])
         H = basis @ images.T
-        require_symmetric(H, op.dtype, "op", where)
+        require_symmetric(H, op.dtype, "op", "eigsh")
         theta, S, X, residuals = rayleigh_ritz(H, basis, images, k)
         scale = max(float(theta[:k].abs().max()), torch.finfo(op.dtype).tiny)
         if basis.shape[0] >= n or bool((residuals <= tol * scale).all()):
@@ -149,18 +213,7 @@ def eigsh(
         if block.shape[0] == 0:  # an invariant subspace: continue from fresh random directions
             block = orth_against(flat(gaussian(b, op.shape_in, op, gen)), basis)
         basis = torch.cat([basis, block])
-    if not converged:
-        warnings.warn(
-            f"{where}: {k} eigenpairs not converged to tol={tol} after {max_iters} iterations "
-            f"(largest relative residual {float(residuals.max()) / scale:.2e}); raise max_iters "
-            f"or tol",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    values, vectors = theta[:k], X.reshape(k, *op.shape_in)
-    if return_info:
-        return values, vectors, EigshInfo(num_matvecs, iterations, residuals, converged)
-    return values, vectors
+    return theta, X, EigshInfo(num_matvecs, iterations, residuals, converged), scale
 
 
 def rayleigh_ritz(
@@ -181,12 +234,24 @@ def rayleigh_ritz(
     return theta, S, X, residuals
 
 
+@overload
+def svds(
+    op: Operator, k: int = 6, *, return_info: Literal[False] = False, **kwargs: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def svds(
+    op: Operator, k: int = 6, *, return_info: Literal[True], **kwargs: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, EigshInfo]: ...
+
+
 def svds(
     op: Operator,
     k: int = 6,
     *,
     return_info: bool = False,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> (
     tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     | tuple[torch.Tensor, torch.Tensor, torch.Tensor, EigshInfo]
@@ -211,7 +276,7 @@ def svds(
         )
     right = op.size_in <= op.size_out  # eigsh on A^*A (input side) or A A^* (output side)
     gram = op.T @ op if right else op @ op.T
-    _, V, info = eigsh(gram, k, return_info=True, **kwargs)  # type: ignore[arg-type]
+    _, V, info = eigsh(gram, k, return_info=True, **kwargs)
     AV = flat(op.matmat(V) if right else op.rmatmat(V))  # rows: A v_i (or A^* u_i)
     # Rayleigh–Ritz on A itself: A (V^T W) = P Σ with AV^T = P Σ W^T
     P, sigma, Wh = torch.linalg.svd(AV.T, full_matrices=False)
@@ -226,9 +291,9 @@ def svds(
     return U, sigma, Vh
 
 
-def spectral_norm(op: Operator, **kwargs: object) -> float:
+def spectral_norm(op: Operator, **kwargs: Any) -> float:
     """``‖A‖_2``, the largest singular value, by :func:`svds` with ``k = 1``."""
-    _, sigma, _ = svds(op, 1, **kwargs)  # type: ignore[misc]
+    _, sigma, _ = svds(op, 1, **kwargs)
     value = float(sigma[0])
     if not math.isfinite(value):
         raise ValueError(f"spectral_norm: the norm of op is {value}; try float64")

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 
@@ -43,7 +43,7 @@ def cheap_side(op: Operator) -> Operator:
 
 
 def map_back(gram: Gram, vectors: torch.Tensor) -> torch.Tensor:
-    """Unit eigenvectors ``u_i = J v_i / ‖J v_i‖`` of ``J J^*`` from those ``v_i`` of ``J^* J``."""
+    """Return unit eigenvectors ``u_i = J v_i / ‖J v_i‖`` of ``J J^*`` from ``v_i`` of ``J^* J``."""
     U = gram.factor.matmat(vectors)
     norms = torch.linalg.vector_norm(flat(U), dim=1).clamp_min(torch.finfo(U.dtype).tiny)
     return U / norms.reshape(-1, *([1] * (U.ndim - 1)))
@@ -56,7 +56,7 @@ def on_cheap_side(fn: F) -> F:
     def wrapper(op: Operator, *args: Any, **kwargs: Any) -> Any:
         return fn(cheap_side(op), *args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def eigenpairs_on_cheap_side(eigsh: F) -> F:
@@ -70,15 +70,16 @@ def eigenpairs_on_cheap_side(eigsh: F) -> F:
     @functools.wraps(eigsh)
     def wrapper(op: Operator, k: int = 6, *args: Any, return_info: bool = False, **kw: Any) -> Any:
         small = cheap_side(op)
-        if small is op or not isinstance(k, int) or k > small.size_in:
+        # cheap_side swaps only a Gram, so isinstance(op, Gram) holds when small is not op
+        if small is op or not isinstance(op, Gram) or not isinstance(k, int) or k > small.size_in:
             return eigsh(op, k, *args, return_info=return_info, **kw)
         values, vectors, info = eigsh(small, k, *args, return_info=True, **kw)
-        U = map_back(op, vectors)  # type: ignore[arg-type]
+        U = map_back(op, vectors)
         if not return_info:
             return values, U
         return values, U, dataclasses.replace(info, num_matvecs=info.num_matvecs + k)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def gram_svds(eigsh: Callable[..., Any], op: Gram, k: int, return_info: bool, kw: dict) -> Any:

@@ -23,6 +23,7 @@ jackknife over the random probes (:func:`sntkit.linalg.estimate.jackknife`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -31,6 +32,7 @@ from sntkit.linalg.gram_side import gram_cosine, on_cheap_side, uses_gram_cosine
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import basis_blocks, flat, make_generator, rademacher
 from sntkit.operators.base import Operator
+from sntkit.operators.gram import Gram
 from sntkit.operators.validation import (
     choice,
     finite,
@@ -74,18 +76,19 @@ def cosine_similarity(
     generator: torch.Generator | None = None,
     chunk_size: int = 256,
 ) -> Estimate:
-    """``⟨A, B⟩_F / (‖A‖_F ‖B‖_F)`` for ``A = op1``, ``B = op2`` on the same spaces.
+    """Return ``⟨A, B⟩_F / (‖A‖_F ‖B‖_F)`` for ``A = op1``, ``B = op2`` on the same spaces.
 
     E.g. ``cos(NTK_S, V V^T ⊗ I)`` (paper 004, Fig. 3B). All three inner products come from
     the same probes, so their errors are correlated and partly cancel in the ratio; the
     standard error is the jackknife over those probes. Two Gram operators ``J_i J_i^*`` with
     smaller factor domains are compared on those (:func:`sntkit.linalg.gram_side.gram_cosine`).
     """
-    if uses_gram_cosine(op1, op2):
-        kw = {"method": method, "num_matvecs": num_matvecs, "chunk_size": chunk_size}
+    if isinstance(op1, Gram) and isinstance(op2, Gram) and uses_gram_cosine(op1, op2):
+        kw: dict[str, Any] = {"method": method, "num_matvecs": num_matvecs}
+        kw["chunk_size"] = chunk_size
         if generator is not None:
             kw["generator"] = generator
-        return gram_cosine(frobenius_norm, op1, op2, seed=seed, **kw)  # type: ignore[arg-type]
+        return gram_cosine(frobenius_norm, op1, op2, seed=seed, **kw)
     return _estimate(
         "cosine_similarity",
         op1,

@@ -16,7 +16,7 @@ from sntkit.operators.base import Operator
 
 
 def make_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    """``generator`` if given, else a CPU generator seeded with ``seed`` (default 0).
+    """Return ``generator`` if given, else a CPU generator seeded with ``seed`` (default 0).
 
     The default seed is fixed, not drawn from the clock, so that every estimate is reproducible
     unless the caller asks otherwise (pass a fresh ``generator`` for independent draws).
@@ -61,7 +61,7 @@ def flat(X: torch.Tensor) -> torch.Tensor:
 
 
 def basis_blocks(op: Operator, chunk_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Standard basis probes of ``op``'s domain in chunks: yields ``(index, E)``.
+    """Return standard basis probes of ``op``'s domain in chunks: yields ``(index, E)``.
 
     ``E`` is ``(c, *shape_in)`` with ``E[i]`` the basis tensor of flat index ``index[i]``; the
     chunks cover the ``size_in`` basis tensors once, so exact quantities cost ``size_in``

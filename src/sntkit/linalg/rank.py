@@ -199,7 +199,7 @@ def variance_rank(
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Estimate:
-    """Number of leading eigenmodes of a PSD operator whose eigenvalues reach ``fraction · tr A``.
+    """Return the number of leading eigenmodes of a PSD operator reaching ``fraction · tr A``.
 
     Randomized: ``tr A`` by Hutch++ (``num_matvecs``), the leading eigenvalues by
     :func:`eigsh` with ``k`` doubling from 8 up to ``max_k``; the counts at ``tr ± stderr`` set

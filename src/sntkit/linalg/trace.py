@@ -155,6 +155,7 @@ class Hutch:
         return flat(self.op.matmat(X.reshape(X.shape[0], *self.op.shape_in)))
 
     def add(self, budget: int) -> None:
+        """Spend ``budget`` more matvecs (a third on the deflation basis when deflating)."""
         start = self.num_matvecs
         s = budget // 3 if self.deflate else 0
         if s:
@@ -170,11 +171,12 @@ class Hutch:
             self.AZ = torch.cat([self.AZ, self._apply(Z)])
 
     def deflated(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The residual probes projected off ``Q``, ``z'``, and their images ``A z'``."""
+        """Return the residual probes projected off ``Q``, ``z'``, and their images ``A z'``."""
         C = self.Z @ self.Q.T
         return self.Z - C @ self.Q, self.AZ - C @ self.AQ
 
     def estimate(self) -> tuple[float, float]:
+        """Return the trace estimate and its standard error from the probes so far."""
         base = float((self.Q.double() * self.AQ.double()).sum())
         m = self.Z.shape[0]
         if m == 0:

@@ -40,6 +40,7 @@ estimate is ``tr(Q^T A Q)`` plus the (negligible) Hutch++ remainder on the test 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -54,7 +55,7 @@ class XTrace:
     def __init__(self, op: Operator, gen: torch.Generator) -> None:
         self.op, self.gen = op, gen
         n = op.size_in
-        kw = {"dtype": torch.float64, "device": op.device}
+        kw: dict[str, Any] = {"dtype": torch.float64, "device": op.device}
         self.Om = torch.zeros(0, n, **kw)  # test vectors, rows
         self.Q = torch.zeros(0, n, **kw)  # orthonormal rows, A Ω = R^T Q in row form
         self.R = torch.zeros(0, 0, **kw)
@@ -69,6 +70,7 @@ class XTrace:
         return flat(self.op.matmat(probes)).double()
 
     def add(self, budget: int) -> None:
+        """Add ``budget // 2`` test vectors (two matvecs each: ``A ω`` and ``A q``)."""
         j = budget // 2
         if j == 0:
             return
@@ -96,6 +98,7 @@ class XTrace:
             self.Z = torch.cat([self.Z, self._apply(Qn.T)])
 
     def estimate(self) -> tuple[float, float]:
+        """Return the exchangeable trace estimate and its standard error."""
         n, k = self.op.size_in, self.Om.shape[0]
         W = self.Q @ self.Om.T  # column i: Q^T ω_i
         H = self.Q @ self.Z.T  # Q^T A Q

@@ -72,7 +72,7 @@ class Cell(nn.Module):
     def step_jacobian(
         self, params: Params, h: torch.Tensor, x: torch.Tensor | None
     ) -> StepJacobian | None:
-        """The closed-form :class:`StepJacobian` at pairs ``(h, x)``, or ``None`` (use autograd).
+        """Return the closed-form :class:`StepJacobian` at pairs ``(h, x)``, or ``None`` (autograd).
 
         Cells whose ``∂f/∂h`` has the diagonal-matrix-diagonal form override this; the NTK
         kernels then skip per-step autograd (:mod:`sntkit.ntk.propagator`).
@@ -87,7 +87,7 @@ class Cell(nn.Module):
         x: torch.Tensor | None,
         offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The step with ``pre[g] += offsets[g]``, and the weight sites ``{site: (..., m)}``.
+        """Return the step with ``pre[g] += offsets[g]``, and the weight sites ``{site: (..., m)}``.
 
         With ``offsets=None`` the first output equals :meth:`step`.
         """
@@ -98,7 +98,7 @@ class Cell(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} does not describe its weight sites")
 
     def base_sites(self, h: torch.Tensor, x: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The constant site ``"one"`` and, for cells with inputs, the input site ``"x"``."""
+        """Return the constant site ``"one"`` and, for cells with inputs, the input site ``"x"``."""
         sites = {"one": torch.ones_like(h[..., :1])}
         if self.n_input:
             if x is None:
@@ -119,7 +119,7 @@ class Cell(nn.Module):
 
     # ------------------------------------------------------------------ convenience
     def params(self) -> dict[str, torch.Tensor]:
-        """The cell's own parameters by name (live tensors; see :func:`detached_params`)."""
+        """Return the cell's own parameters by name (live tensors; see :func:`detached_params`)."""
         return dict(self.named_parameters())
 
     def forward(
@@ -133,7 +133,7 @@ class Cell(nn.Module):
 
 
 def detached_params(cell: Cell, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Copies of a cell's parameters, detached from autograd (analysis never mutates a model)."""
+    """Copy of a cell's parameters, detached from autograd (analysis never mutates a model)."""
     out = {}
     for name, p in cell.named_parameters():
         q = p.detach().clone()

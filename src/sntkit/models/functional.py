@@ -56,4 +56,5 @@ class FunctionalCell(Cell):
             self.register_parameter(name, nn.Parameter(value.detach().clone()))
 
     def step(self, params: Params, h: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        """Apply the user's step function ``fn(params, h, x)``."""
         return self._step(params, h, x)

@@ -23,6 +23,7 @@ sntkit therefore uses three pre-activation groups: ``"rz"`` (2N; sites h, x, 1, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +62,7 @@ class GRU(Cell):
         N = n_hidden
         self.n_state = N
         self.n_input = n_input
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         self.weight_hh = nn.Parameter(torch.empty(3 * N, N, **kw))
         if n_input:
             self.weight_ih = nn.Parameter(torch.empty(3 * N, n_input, **kw))
@@ -89,6 +90,7 @@ class GRU(Cell):
         init_parameters_(self, self.n_state, init=init, gain=gain, generator=generator)
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the groups ``rz``, ``nh`` and (with input weights) ``nx``, and their sizes."""
         sizes = {"rz": 2 * self.n_state, "nh": self.n_state}
         if any(u.group == "nx" for u in self.site_uses or ()):
             sizes["nx"] = self.n_state
@@ -101,6 +103,7 @@ class GRU(Cell):
         x: torch.Tensor | None,
         offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the step with ``pre[g] += offsets[g]`` and the weight sites."""
         sites = self.base_sites(h, x) | {"h": h}
         pre_nx = None
         if "nx" in self.group_sizes():
@@ -110,4 +113,5 @@ class GRU(Cell):
         return gru_update(pre_rz, pre_nh, pre_nx, h), sites
 
     def extra_repr(self) -> str:
+        """Return the sizes and options shown by ``repr``."""
         return f"n_hidden={self.n_state}, n_input={self.n_input}"

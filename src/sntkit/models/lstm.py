@@ -14,6 +14,7 @@ gives the exact Kronecker core ``V V^T ⊗ I_{4H}``, ``V = cat(H_-, X, 1, 1)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,7 @@ class LSTM(Cell):
         self.n_hidden = H
         self.n_state = 2 * H
         self.n_input = n_input
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         self.weight_hh = nn.Parameter(torch.empty(4 * H, H, **kw))
         uses = [SiteUse("weight_hh", "h", "gates")]
         if n_input:
@@ -66,6 +67,7 @@ class LSTM(Cell):
         init_parameters_(self, self.n_hidden, init=init, gain=gain, generator=generator)
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the one pre-activation group ``gates`` (4H)."""
         return {"gates": 4 * self.n_hidden}
 
     def step_lifted(
@@ -75,10 +77,12 @@ class LSTM(Cell):
         x: torch.Tensor | None,
         offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the step with ``pre[g] += offsets[g]`` and the weight sites."""
         h, c = s.chunk(2, dim=-1)
         sites = self.base_sites(h, x) | {"h": h}
         h_new, c_new = lstm_update(self.preactivation(params, sites, "gates", offsets), c)
         return torch.cat([h_new, c_new], dim=-1), sites
 
     def extra_repr(self) -> str:
+        """Return the sizes and options shown by ``repr``."""
         return f"n_hidden={self.n_hidden}, n_input={self.n_input}"

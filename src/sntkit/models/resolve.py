@@ -18,6 +18,7 @@ It also converts initial states from torch's layouts (:func:`initial_state`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ class ResolvedModel:
     recurrent: nn.Module
 
 
-def _is_recurrent(module: object) -> bool:
+def _is_recurrent(module: object) -> TypeGuard[nn.Module]:
     return isinstance(module, (Cell, *_SUPPORTED))
 
 
@@ -68,7 +69,7 @@ def resolve_model(model: object, recurrent: str | None = None) -> ResolvedModel:
     if recurrent is not None and not isinstance(recurrent, str):
         raise TypeError(f"recurrent must be a submodule name (str), got {type(recurrent).__name__}")
     if _is_recurrent(model) and recurrent is None:
-        return ResolvedModel(as_cell(model), "", None, "", model)  # type: ignore[arg-type]
+        return ResolvedModel(as_cell(model), "", None, "", model)
     if not isinstance(model, nn.Module):
         raise TypeError(unsupported_message(model))
     found = _recurrent_submodules(model)
@@ -115,7 +116,7 @@ def _recurrent_submodules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def _own_readout(model: nn.Module, recurrent: str) -> tuple[nn.Module | None, str]:
-    """The unique direct child (other than the recurrent branch) that has parameters."""
+    """Return the unique direct child (other than the recurrent branch) that has parameters."""
     top = recurrent.split(".", 1)[0]
     others = [
         (name, child)
@@ -148,15 +149,14 @@ def initial_state(
                 f"explicit h0 of shape (B, {cell.n_state})"
             )
         return torch.zeros(batch, cell.n_state, dtype=dtype, device=device)
-    torch_like = isinstance(cell, TorchRecurrent)
     if isinstance(h0, tuple | list):
-        if not (torch_like and cell.kind == "LSTM" and len(h0) == 2):
+        if not (isinstance(cell, TorchRecurrent) and cell.kind == "LSTM" and len(h0) == 2):
             raise ValueError(
                 "h0 as a tuple is only torch's (h0, c0) of an nn.LSTM; pass one tensor of shape "
                 f"(B, {cell.n_state})"
             )
         return torch.cat([_stack_layers(cell, h) for h in h0], dim=-1)
-    if isinstance(h0, torch.Tensor) and h0.ndim == 3 and torch_like:
+    if isinstance(h0, torch.Tensor) and h0.ndim == 3 and isinstance(cell, TorchRecurrent):
         if cell.kind == "LSTM":
             raise ValueError(
                 "an nn.LSTM's initial state in torch's layout is the pair (h0, c0), each "
@@ -164,11 +164,11 @@ def initial_state(
                 "h0=None for zeros"
             )
         return _stack_layers(cell, h0)
-    return h0  # type: ignore[return-value]
+    return h0
 
 
 def _stack_layers(cell: TorchRecurrent, h: torch.Tensor) -> torch.Tensor:
-    """torch's ``(num_layers, B, H)`` -> ``(B, num_layers·H)``, layers stacked on the units."""
+    """Stack torch's ``(num_layers, B, H)`` into ``(B, num_layers·H)`` (layers on the units)."""
     L, H = cell.num_layers, cell.n_hidden
     if not isinstance(h, torch.Tensor) or h.ndim != 3 or h.shape[0] != L or h.shape[2] != H:
         shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__

@@ -16,6 +16,7 @@ activation derivative enters ``P_core``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,7 +78,7 @@ class RNN(Cell):
         self.leak = leak
         self.activation_name = activation if isinstance(activation, str) else "custom"
         self.phi = get_activation(activation)
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         self.W = nn.Parameter(torch.empty(n_hidden, n_hidden, **kw))
         if n_input:
             self.W_in = nn.Parameter(torch.empty(n_hidden, n_input, **kw))
@@ -97,8 +98,10 @@ class RNN(Cell):
     def from_weights(
         cls, W: torch.Tensor, b: torch.Tensor | None = None, *, form: str = "post"
     ) -> RNN:
-        """An autonomous RNN (no input) with recurrent weights ``W`` (N, N) and bias ``b``
-        (zeros when ``None``), in the dtype and on the device of ``W``."""
+        """Return an autonomous RNN (no input) with recurrent weights ``W`` (N, N) and bias ``b``.
+
+        ``b`` is zeros when ``None``; the cell has the dtype and the device of ``W``.
+        """
         if W.ndim != 2 or W.shape[0] != W.shape[1]:
             raise ValueError(f"W must be a square (N, N) matrix, got shape {tuple(W.shape)}")
         if b is not None and b.shape != W.shape[:1]:
@@ -114,6 +117,7 @@ class RNN(Cell):
         init_parameters_(self, self.n_state, gain=gain, generator=generator)
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the one pre-activation group ``a`` (N)."""
         return {"a": self.n_state}
 
     def step_lifted(
@@ -123,6 +127,7 @@ class RNN(Cell):
         x: torch.Tensor | None,
         offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the step with ``pre[g] += offsets[g]`` and the weight sites."""
         sites = self.base_sites(h, x)
         if self.form == "pre":
             sites["h"] = h
@@ -137,7 +142,7 @@ class RNN(Cell):
     def step_jacobian(
         self, params: Params, h: torch.Tensor, x: torch.Tensor | None
     ) -> StepJacobian | None:
-        """``A = (1 − α) I + α W diag(φ'(h))`` (post) or ``(1 − α) I + diag(α φ'(z)) W`` (pre).
+        """Return ``A = (1 − α) I + α W diag(φ'(h))`` (post), ``(1 − α) I + diag(α φ'(z)) W`` (pre).
 
         ``∂f/∂δ`` is ``α I`` (post) or ``diag(α φ'(z))`` (pre); ``φ'`` by
         :func:`~sntkit.models.activations.derivative`, so custom activations need none.
@@ -158,6 +163,7 @@ class RNN(Cell):
         return StepJacobian(W, left, None, c, left)
 
     def extra_repr(self) -> str:
+        """Return the sizes and options shown by ``repr``."""
         return (
             f"n_hidden={self.n_state}, n_input={self.n_input}, form={self.form!r}, "
             f"activation={self.activation_name!r}, leak={self.leak}"

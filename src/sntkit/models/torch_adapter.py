@@ -100,6 +100,7 @@ class TorchRecurrent(Cell):
         return [SiteUse(p, s, f"{g}{layer}", r) for p, s, g, r in parts]
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the pre-activation groups of every layer and their sizes."""
         H = self.n_hidden
         sizes = {"GRU": {"rz": 2 * H, "nx": H, "nh": H}, "LSTM": {"gates": 4 * H}}
         per_layer = sizes.get(self.kind, {"a": H})
@@ -112,6 +113,7 @@ class TorchRecurrent(Cell):
         x: torch.Tensor | None,
         offsets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the stacked layers' step with offsets and the weight sites."""
         L, H = self.num_layers, self.n_hidden
         hs = s[..., : L * H].split(H, dim=-1)
         cs = s[..., L * H :].split(H, dim=-1) if self.kind == "LSTM" else None
@@ -154,11 +156,12 @@ class TorchRecurrent(Cell):
         return StepJacobian(params[self._names[0]["weight_hh"]], left, None, 0.0, left)
 
     def extra_repr(self) -> str:
+        """Return the wrapped module's kind and sizes shown by ``repr``."""
         return f"{self.module_name}, kind={self.kind}, layers={self.num_layers}"
 
 
 def unsupported_message(module: object) -> str:
-    """The error text for a module sntkit cannot analyse directly."""
+    """Return the error text for a module sntkit cannot analyse directly."""
     return (
         f"{type(module).__name__} is not a supported recurrent module (supported: torch.nn "
         "RNN, GRU, LSTM and their *Cell variants, and sntkit cells). Wrap your model as a step "

@@ -30,7 +30,7 @@ supported (analysis of unmasked self-attention, as in App. A.5).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -84,10 +84,10 @@ def _check_attention(mha: nn.MultiheadAttention) -> None:
 
 def _attend(
     mha: nn.MultiheadAttention,
-    pre: object,
+    pre: Callable[[str], torch.Tensor],
 ) -> torch.Tensor:
-    """``A`` (B, T, E) from the q/k/v pre-activations of ``pre(group)``."""
-    q, k, v = (pre(g) for g in ("q", "k", "v"))  # type: ignore[operator]
+    """Return ``A`` (B, T, E) from the q/k/v pre-activations of ``pre(group)``."""
+    q, k, v = (pre(g) for g in ("q", "k", "v"))
     B, T, E = q.shape
     h = mha.num_heads
     d = E // h
@@ -99,6 +99,8 @@ def _attend(
 class TorchAttention(_TorchBlock):
     """Self-attention ``nn.MultiheadAttention(x, x, x)``; global state ``cat(A, O)``."""
 
+    module: nn.MultiheadAttention
+
     def __init__(self, module: nn.MultiheadAttention) -> None:
         _check_attention(module)
         self.module = module
@@ -106,15 +108,18 @@ class TorchAttention(_TorchBlock):
         self.site_uses = tuple(_attention_uses("", self.E, module.in_proj_bias is not None, "x"))
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the groups ``q``, ``k``, ``v``, ``o`` (E each)."""
         return {g: self.E for g in ("q", "k", "v", "o")}
 
     def state_blocks(self) -> dict[str, slice]:
+        """Return where ``A`` and ``O`` sit in the global state."""
         E = self.E
         return {"A": slice(0, E), "O": slice(E, 2 * E)}
 
     def state_lifted(
         self, params: Params, x: torch.Tensor, offsets: Mapping[str, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the global state ``cat(A, O)`` with offsets and the weight sites."""
         self._check(x, self.E)
         sites = {"x": x, "one": torch.ones_like(x[..., :1])}
 
@@ -125,12 +130,14 @@ class TorchAttention(_TorchBlock):
         return torch.cat([sites["A"], pre("o")], dim=-1), sites
 
     def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """The module's output ``O`` (B, T, E)."""
+        """Return the module's output ``O`` (B, T, E)."""
         return self.state_lifted(params, x)[0][..., self.E :]
 
 
 class TorchEncoderLayer(_TorchBlock):
     """``nn.TransformerEncoderLayer`` (post- or pre-norm) in the global-state view."""
+
+    module: nn.TransformerEncoderLayer
 
     def __init__(self, module: nn.TransformerEncoderLayer) -> None:
         _check_attention(module.self_attn)
@@ -149,9 +156,11 @@ class TorchEncoderLayer(_TorchBlock):
         self.site_uses = tuple(uses)
 
     def group_sizes(self) -> dict[str, int]:
+        """Return the attention and MLP groups and their sizes."""
         return {"q": self.E, "k": self.E, "v": self.E, "o": self.E, "m1": self.F, "m2": self.E}
 
     def state_blocks(self) -> dict[str, slice]:
+        """Return where each block of ``cat([U,] A, Z, H, Y)`` sits in the state."""
         names = (["U"] if self.norm_first else []) + ["A", "Z", "H", "Y"]
         sizes = {"U": self.E, "A": self.E, "Z": self.E, "H": self.F, "Y": self.E}
         out, start = {}, 0
@@ -173,6 +182,7 @@ class TorchEncoderLayer(_TorchBlock):
     def state_lifted(
         self, params: Params, x: torch.Tensor, offsets: Mapping[str, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the global state of the layer with offsets and the weight sites."""
         self._check(x, self.E)
         sites = {"one": torch.ones_like(x[..., :1])}
 
@@ -196,7 +206,7 @@ class TorchEncoderLayer(_TorchBlock):
         return torch.cat(parts, dim=-1), sites
 
     def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """The layer's output ``Y`` (B, T, E)."""
+        """Return the layer's output ``Y`` (B, T, E)."""
         return self.state_lifted(params, x)[0][..., -self.E :]
 
 

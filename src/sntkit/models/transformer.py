@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ class AttentionMLP(nn.Module):
         self.n_in, self.n_attn, self.n_mlp, self.n_out = n_in, n_attn, n_mlp, n_out
         self.n_layers, self.heads, self.causal = n_layers, heads, causal
         self.phi = get_activation(activation)
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         uses = []
         for g in ("q", "k", "v"):
             setattr(self, f"W_{g.upper()}", nn.Parameter(torch.empty(n_attn, n_in, **kw)))
@@ -84,6 +85,7 @@ class AttentionMLP(nn.Module):
 
     # ------------------------------------------------------------------ structure
     def group_sizes(self) -> dict[str, int]:
+        """Return the attention and MLP pre-activation groups and their sizes."""
         sizes = {"q": self.n_attn, "k": self.n_attn, "v": self.n_attn, "o": self.n_attn}
         sizes |= {f"m{layer}": self.widths[layer] for layer in range(1, self.n_layers + 1)}
         return sizes
@@ -104,6 +106,7 @@ class AttentionMLP(nn.Module):
         return out
 
     def params(self) -> dict[str, torch.Tensor]:
+        """Return the parameters by name (the module's own tensors)."""
         return dict(self.named_parameters())
 
     # ------------------------------------------------------------------ evaluation
@@ -141,8 +144,9 @@ class AttentionMLP(nn.Module):
         return torch.cat(outs, dim=-1), sites
 
     def global_state(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        """Return the global state ``(B, T, state_size)`` at ``params``."""
         return self.state_lifted(params, x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The readout ``Y`` of shape ``(B, T, n_out)``."""
+        """Return the readout ``Y`` of shape ``(B, T, n_out)``."""
         return self.global_state(self.params(), x)[..., -self.n_out :]

@@ -93,7 +93,7 @@ def ntk_over(
     reduction: str = "sum",
     **kwargs: Any,
 ) -> DatasetFisher:
-    """The Fisher (and so the NTK spectrum) of ``model`` over every batch of ``loader``.
+    """Return the Fisher (and so the NTK spectrum) of ``model`` over every batch of ``loader``.
 
     Parameters
     ----------

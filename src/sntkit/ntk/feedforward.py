@@ -35,24 +35,33 @@ class FeedforwardNTK(GlobalStateViews):
             states, sites = model.state_lifted(space.params, inputs)
         if not bool(torch.isfinite(states).all()):
             raise ValueError("the model's global state contains NaN/inf for these inputs")
-        self.states = states
+        self._states = states
         self._sites = sites
 
     @property
+    def states(self) -> torch.Tensor:
+        """The global state ``(B, T, N)`` at the inputs."""
+        return self._states
+
+    @property
     def state_shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, N)``."""
         B, T, N = self.states.shape
         return B, T, N
 
     @property
     def num_params(self) -> int:
+        """Return ``P``, the number of trained scalar parameters."""
         return self.space.size
 
     @property
     def trainable(self) -> tuple[str, ...]:
+        """Return the names of the trained parameters, in the order of ``θ``."""
         return self.space.names
 
     @property
     def params(self) -> dict[str, torch.Tensor]:
+        """Return detached copies of all model parameters."""
         return self.space.params
 
     @functools.cached_property

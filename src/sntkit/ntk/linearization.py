@@ -27,6 +27,9 @@ parameter side needs none: ``F`` never transposes a state-sized tensor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch.func import jvp, vjp, vmap
 
@@ -66,8 +69,8 @@ class CellLinearization:
         self.prev_tm = traj.prev.transpose(0, 1).contiguous()
         self.inputs_tm = None if traj.inputs is None else traj.inputs.transpose(0, 1).contiguous()
         self.prop = PropagatorKernel(cell, self.params, self.prev, self.inputs, path, closed_form)
-        self._theta_vjp = None
-        self._offset_vjp = None
+        self._theta_vjp: Callable[..., Any] | None = None
+        self._offset_vjp: Callable[..., Any] | None = None
         self.weight_based = cell.site_uses is not None and set(space.names) <= {
             u.param for u in cell.site_uses
         }
@@ -149,13 +152,21 @@ class CellLinearization:
         T, B = self.prev_tm.shape[:2]
         return tuple(self.prev_tm.new_zeros(T, B, n) for n in self.group_sizes)
 
+    def _fused_offset(self) -> torch.Tensor | None:
+        """``diag(∂f/∂δ)`` time-major ``(T, B, N)`` when fused with a closed-form step Jacobian."""
+        jac = self.prop.jac
+        if self.fused and jac is not None and isinstance(jac.offset, torch.Tensor):
+            return jac.offset
+        return None
+
     def offset_fwd_tm(self, U: Lifted) -> torch.Tensor:
         """``D_δ f``: lifted -> time-major ``(T, B, k, N)`` (may return ``U[0]`` itself)."""
         scale = self.cell.offset_scale
         if scale is not None:
             return U[0] if scale == 1.0 else U[0].mul_(scale)
-        if self.fused and isinstance(self.prop.jac.offset, torch.Tensor):  # diag(∂f/∂δ)
-            return U[0].mul_(self.prop.jac.offset[:, :, None])
+        diag = self._fused_offset()
+        if diag is not None:
+            return U[0].mul_(diag[:, :, None])
         zero = self._zero_offsets()
         return vmap(lambda *u: jvp(self._offset_step, zero, u)[1], in_dims=2, out_dims=2)(
             *U
@@ -166,8 +177,9 @@ class CellLinearization:
         scale = self.cell.offset_scale
         if scale is not None:
             return [E if scale == 1.0 else E.mul_(scale)]
-        if self.fused and isinstance(self.prop.jac.offset, torch.Tensor):
-            return [E.mul_(self.prop.jac.offset[:, :, None])]
+        diag = self._fused_offset()
+        if diag is not None:
+            return [E.mul_(diag[:, :, None])]
         if self._offset_vjp is None:
             self._offset_vjp = vjp(self._offset_step, *self._zero_offsets())[1]
         g = self._offset_vjp
@@ -222,8 +234,11 @@ class CellLinearization:
         return max(1, min(B, max(rows, TILE_MIN_ROWS)))
 
     def _fused_jacobian_fwd(self, V: torch.Tensor) -> torch.Tensor:
-        """``J`` tile by tile in the batch: for each step, site GEMM, ``D_δ f`` and the step of
-        ``P`` on the tile while it (and the previous step's tile) are in cache."""
+        """Apply ``J`` tile by tile in the batch.
+
+        For each step: site GEMM, ``D_δ f`` and the step of ``P`` on the tile while it (and the
+        previous step's tile) are in cache.
+        """
         T, B, N = self.prev_tm.shape
         k = V.shape[0]
         S, (Wg,), jac = self.site_mats[self.groups[0]], self._site_weights(V), self.prop.jac
@@ -245,8 +260,11 @@ class CellLinearization:
         return Y
 
     def _fused_jacobian_adj(self, E: torch.Tensor) -> torch.Tensor:
-        """``J^*`` tile by tile, backward in time: the step of ``P^*``, then ``D_δ f^*`` and the
-        site GEMM accumulated into ``(k·N, m)`` while the tile is in cache (overwrites ``E``)."""
+        """Apply ``J^*`` tile by tile, backward in time (overwrites ``E``).
+
+        The step of ``P^*``, then ``D_δ f^*`` and the site GEMM accumulated into ``(k·N, m)``
+        while the tile is in cache.
+        """
         T, B, k, N = E.shape
         S, jac = self.site_mats[self.groups[0]], self.prop.jac
         assert jac is not None

@@ -25,6 +25,7 @@ from torch.func import functional_call, jvp, vjp, vmap
 
 from sntkit.models.cell import Cell
 from sntkit.models.torch_adapter import TorchRecurrent
+from sntkit.ntk.core import WeightSites
 from sntkit.ntk.parameters import ParameterSpace
 from sntkit.ntk.views import STATE_AXES, GlobalStateViews
 from sntkit.operators import FunctionOperator, Gram, Operator
@@ -67,11 +68,22 @@ class Readout:
         self.space = ParameterSpace(params, names) if names else None
 
     def apply(self, theta: torch.Tensor | None, feats: torch.Tensor) -> torch.Tensor:
-        """Outputs for the flat trained readout parameters ``theta`` (frozen ones as stored)."""
+        """Return outputs for the flat trained readout parameters ``theta`` (frozen ones stored)."""
         if self.module is None:
             return self.fn(feats)
-        params = self.params if theta is None else self.space.merged(theta)  # type: ignore[union-attr]
+        if theta is None:
+            params = self.params
+        elif self.space is None:
+            raise ValueError("theta given for a readout without trained parameters; pass None")
+        else:
+            params = self.space.merged(theta)
         return functional_call(self.module, params, (feats,))
+
+
+_NO_CORE = (
+    "the Kronecker core form is defined for the state NTK; use ntk.alignment(error, "
+    "method='core') on the state NTK, or method='jacobian' here"
+)
 
 
 class OutputNTK(GlobalStateViews):
@@ -97,25 +109,33 @@ class OutputNTK(GlobalStateViews):
                 f"the readout must map features (B, T, n) to outputs (B, T, n_out), got shape "
                 f"{tuple(out.shape)} from features {tuple(feats.shape)}"
             )
-        self.states = out
+        self._states = out
         self._feats, self._theta_r = feats, theta_r
+
+    @property
+    def states(self) -> torch.Tensor:
+        """The model's outputs ``(B, T, n_out)`` along the trajectory (the views' states)."""
+        return self._states
 
     @property
     def outputs(self) -> torch.Tensor:
         """The model's outputs ``(B, T, n_out)`` along the trajectory."""
-        return self.states
+        return self._states
 
     @property
     def state_shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, n_out)``."""
         B, T, n = self.states.shape
         return B, T, n
 
     @property
     def num_readout_params(self) -> int:
+        """Return ``P_r``, the trained readout parameters (0 without any)."""
         return 0 if self.readout.space is None else self.readout.space.size
 
     @property
     def num_params(self) -> int:
+        """Return ``P + P_r``, the parameters of ``jacobian``'s input."""
         return self.state.num_params + self.num_readout_params
 
     @property
@@ -177,10 +197,13 @@ class OutputNTK(GlobalStateViews):
 
     @property
     def P_core(self) -> Operator:
-        raise ValueError(
-            "the Kronecker core form is defined for the state NTK; use ntk.alignment(error, "
-            "method='core') on the state NTK, or method='jacobian' here"
-        )
+        """Not defined on outputs: raises ``ValueError`` naming the state NTK's form."""
+        raise ValueError(_NO_CORE)
+
+    @property
+    def sites(self) -> WeightSites:
+        """Not defined on outputs: raises ``ValueError`` naming the state NTK's form."""
+        raise ValueError(_NO_CORE)
 
     def __repr__(self) -> str:
         B, T, n = self.state_shape
@@ -191,7 +214,7 @@ class OutputNTK(GlobalStateViews):
 
 
 def feature_slice(cell: Cell) -> slice:
-    """The units of the state a readout sees (the top layer's ``h`` for torch modules)."""
+    """Return the units of the state a readout sees (the top layer's ``h`` for torch modules)."""
     if isinstance(cell, TorchRecurrent):
         return slice((cell.num_layers - 1) * cell.n_hidden, cell.num_layers * cell.n_hidden)
     return slice(None)

@@ -70,9 +70,9 @@ class ParameterSpace:
         }
 
     def merged(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The full parameter dict with the trained entries replaced from ``vector``."""
+        """Return the full parameter dict with the trained entries replaced from ``vector``."""
         return self.params | self.unflatten(vector)
 
     def vector(self) -> torch.Tensor:
-        """The current trained parameters as a ``(P,)`` vector."""
+        """Return the current trained parameters as a ``(P,)`` vector."""
         return self.flatten(self.params)

@@ -200,7 +200,8 @@ def step_jacobians(
     the cotangent ``e_i`` at every pair, so ``N`` VJPs (vmapped) give all ``B·T`` Jacobians.
     """
     N = prev.shape[-1]
-    _, pullback = vjp(lambda h: cell.step(params, h, inputs), prev)
+    # torch.func.vjp is typed as returning a 2- or 3-tuple (no overload on has_aux)
+    _, pullback = vjp(lambda h: cell.step(params, h, inputs), prev)  # type: ignore[misc]
     basis = torch.eye(N, dtype=prev.dtype, device=prev.device)[:, None, None, :]
     rows = vmap(lambda u: pullback(u)[0])(basis.expand(N, *prev.shape))  # (N_i, B, T, N_j)
     return rows.permute(2, 1, 0, 3).contiguous()

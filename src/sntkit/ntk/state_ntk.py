@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 
 from sntkit.models.cell import Cell, detached_params, rollout
-from sntkit.models.resolve import initial_state, resolve_model
+from sntkit.models.resolve import ResolvedModel, initial_state, resolve_model
 from sntkit.ntk import core as _core
 from sntkit.ntk.linearization import CellLinearization
 from sntkit.ntk.output import OutputNTK, Readout, ReadoutSpec, feature_slice
@@ -54,6 +54,8 @@ class StateNTK(GlobalStateViews):
     param_prefix: str = ""
     #: the readout that defines :attr:`output` (None: no output NTK)
     readout: Readout | None = None
+    #: most probes per batched pass (always set: the default comes from the memory budget)
+    max_probes: int
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class StateNTK(GlobalStateViews):
 
     @property
     def inputs(self) -> torch.Tensor | None:
+        """Return the inputs ``(B, T, n_in)`` of the trajectory (None: autonomous)."""
         return self.traj.inputs
 
     @property
@@ -91,6 +94,7 @@ class StateNTK(GlobalStateViews):
 
     @property
     def trainable(self) -> tuple[str, ...]:
+        """Return the names of the trained parameters, in the order of ``θ``."""
         return self.space.names
 
     @property
@@ -100,10 +104,11 @@ class StateNTK(GlobalStateViews):
 
     @property
     def state_shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, N)``."""
         return self.traj.shape
 
     def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Dict of per-parameter tensors -> ``(P,)`` vector (trained names only)."""
+        """Return dict of per-parameter tensors -> ``(P,)`` vector (trained names only)."""
         return self.space.flatten(tensors)
 
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -255,7 +260,7 @@ class StateNTK(GlobalStateViews):
 
     # ------------------------------------------------------------------ alignment
     def adjoint_state(self, error: torch.Tensor) -> torch.Tensor:
-        """The global adjoint state ``adj = P^* err`` (paper 004 Cor. 2), shape ``(B, T, N)``."""
+        """Return the global adjoint state ``adj = P^* err`` (paper 004 Cor. 2), ``(B, T, N)``."""
         return self.P.rmatvec(self._check_state(error, "error"))
 
     def __repr__(self) -> str:
@@ -323,8 +328,18 @@ def state_ntk(
         split. Default: as many as keep the pass under :data:`PROBE_MEMORY_BUDGET` (4 GiB).
     """
     resolved = resolve_model(model, recurrent)
-    cell = resolved.cell
     check_sizes(inputs, steps)
+    h0, inputs, dtype = _start(resolved.cell, h0, inputs, dtype)
+    return _assemble(resolved, h0, inputs, steps, trainable, readout, path, dtype, max_probes)
+
+
+def _start(
+    cell: Cell,
+    h0: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None,
+    inputs: torch.Tensor | None,
+    dtype: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.dtype]:
+    """``h0`` as ``(B, N)`` and ``inputs``, both in the compute dtype, and that dtype."""
     convert = dtype is not None
     dtype = dtype or _default_dtype(h0, inputs, cell)
     batch = inputs.shape[0] if isinstance(inputs, torch.Tensor) and inputs.ndim == 3 else None
@@ -334,10 +349,26 @@ def state_ntk(
     if convert:
         h0 = h0.to(dtype) if isinstance(h0, torch.Tensor) else h0
         inputs = None if inputs is None else inputs.to(dtype)
+    return h0, inputs, dtype
+
+
+def _assemble(
+    resolved: ResolvedModel,
+    h0: torch.Tensor,
+    inputs: torch.Tensor | None,
+    steps: int | None,
+    trainable: Trainable,
+    readout: ReadoutSpec | str | None,
+    path: str,
+    dtype: torch.dtype,
+    max_probes: int | None,
+) -> StateNTK:
+    """Return the trajectory, the parameter space, the path and the readout of :func:`state_ntk`."""
+    cell = resolved.cell
     params = detached_params(cell, dtype=dtype)
-    ro_spec = resolved.readout if isinstance(readout, str) and readout == "auto" else readout
     if isinstance(readout, str) and readout != "auto":
         raise ValueError(f"readout must be 'auto', None, a module or a function, got {readout!r}")
+    ro_spec = resolved.readout if isinstance(readout, str) else readout
     ro_prefix = resolved.readout_prefix if ro_spec is resolved.readout else "readout."
     cell_trainable, ro_trainable = split_trainable(
         trainable, resolved.prefix, list(params), ro_prefix, _param_names(ro_spec)
@@ -382,8 +413,8 @@ def split_trainable(
         return None, None
     if callable(trainable):
         return (
-            lambda n: bool(trainable(prefix + n)),  # type: ignore[operator]
-            [n for n in ro_names if trainable(ro_prefix + n)],  # type: ignore[operator]
+            lambda n: bool(trainable(prefix + n)),
+            [n for n in ro_names if trainable(ro_prefix + n)],
         )
     if isinstance(trainable, str):
         raise TypeError(f"trainable must be a list of names, e.g. [{trainable!r}]")

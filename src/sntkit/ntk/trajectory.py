@@ -24,6 +24,7 @@ class Trajectory:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """Return ``(B, T, N)``."""
         B, T, N = self.states.shape
         return B, T, N
 

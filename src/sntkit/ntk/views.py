@@ -9,29 +9,61 @@ columns, the Corollary-2 alignment and the kernel–target alignment of temporal
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.linalg.norms import frobenius_norm
+from sntkit.ntk.core import WeightSites
 from sntkit.operators import Operator
 from sntkit.operators.validation import check_tensor
 
 STATE_AXES = ("batch", "time", "unit")
 
 
-class GlobalStateViews:
+class GlobalStateViews(ABC):
     """Views and alignment on top of ``operator``/``jacobian`` (see module docstring)."""
 
-    operator: Operator
-    jacobian: Operator
-    P_core: Operator
-    states: torch.Tensor
-    state_shape: tuple[int, int, int]
-    num_params: int
     #: most probes per batched pass through ``operator`` (None: no limit)
     max_probes: int | None = None
+
+    @property
+    @abstractmethod
+    def operator(self) -> Operator:
+        """``NTK_S = J J^*`` on ``(B, T, N)``."""
+
+    @property
+    @abstractmethod
+    def jacobian(self) -> Operator:
+        """``J``: trained parameters ``(P,)`` -> global state ``(B, T, N)``."""
+
+    @property
+    @abstractmethod
+    def P_core(self) -> Operator:
+        """Lifted ``(B, T, Σ n_g)`` -> states, with ``NTK_S = P_core K_core P_core^*``."""
+
+    @property
+    @abstractmethod
+    def sites(self) -> WeightSites:
+        """Weight sites per pre-activation group (Theorem 1)."""
+
+    @property
+    @abstractmethod
+    def states(self) -> torch.Tensor:
+        """The global state ``(B, T, N)``."""
+
+    @property
+    @abstractmethod
+    def state_shape(self) -> tuple[int, int, int]:
+        """``(B, T, N)``."""
+
+    @property
+    @abstractmethod
+    def num_params(self) -> int:
+        """``P``, the number of trained scalar parameters."""
 
     def view(
         self,
@@ -41,7 +73,7 @@ class GlobalStateViews:
         num_samples: int = 64,
         seed: int = 0,
     ) -> Operator:
-        """The partial mean of ``NTK_S`` over the axes not in ``keep`` (paper 004 eq. 15).
+        """Return the partial mean of ``NTK_S`` over the axes not in ``keep`` (paper 004 eq. 15).
 
         ``keep`` names axes among ``("batch", "time", "unit")``. Uses the true partial trace;
         ``method="hutchinson"`` estimates it with ``num_samples`` Rademacher probes per
@@ -56,13 +88,13 @@ class GlobalStateViews:
             return self.operator
         return self.operator.partial_mean(traced, method=method, num_samples=num_samples, seed=seed)
 
-    def temporal(self, **kwargs: object) -> Operator:
+    def temporal(self, **kwargs: Any) -> Operator:
         """``NTK_S^temp = tr_N(NTK_S)/N`` on ``(B, T)``."""
-        return self.view(("batch", "time"), **kwargs)  # type: ignore[arg-type]
+        return self.view(("batch", "time"), **kwargs)
 
-    def spatial(self, **kwargs: object) -> Operator:
+    def spatial(self, **kwargs: Any) -> Operator:
         """``NTK_S^space = tr_{B,T}(NTK_S)/(B T)`` on ``(N,)``."""
-        return self.view(("unit",), **kwargs)  # type: ignore[arg-type]
+        return self.view(("unit",), **kwargs)
 
     def view_participation(
         self, keep: Sequence[str], *, num_samples: int = 64, seed: int = 0
@@ -120,15 +152,15 @@ class GlobalStateViews:
         # samples go through NTK_S in slices that respect the operator's probe budget, so a
         # full-size model never holds all 2s state-sized probes and images at once
         step = s if self.max_probes is None else max(1, self.max_probes // 2)
-        contracted = []
+        chunks = []
         for lo in range(0, s, step):
             uc, zc = u[lo : lo + step], z[:, lo : lo + step]
             c = uc.shape[0]
             probes = (uc[None, :, :, None] * zc[:, :, None, :]).reshape(2 * c, *kshape, *tshape)
             Y = self.operator.matmat(probes.permute(*order).contiguous())
             Y = Y.permute(*inverse).reshape(2, c, -1, d_a)
-            contracted.append(torch.einsum("rska,rsa->rsk", Y, zc).double())  # (I⊗zᵀ) X (u⊗z)
-        contracted = torch.cat(contracted, dim=1)
+            chunks.append(torch.einsum("rska,rsa->rsk", Y, zc).double())  # (I⊗zᵀ) X (u⊗z)
+        contracted = torch.cat(chunks, dim=1)
         traces = (contracted * u.double()).sum(-1).mean(0) / d_a  # both draws estimate tr M
         frob = (contracted[0] * contracted[1]).sum(-1) / d_a**2
         return torch.stack([traces, frob]).cpu()
@@ -142,7 +174,7 @@ class GlobalStateViews:
         seed: int = 0,
         chunk_size: int | None = None,
     ) -> torch.Tensor:
-        """The dense matrix of :meth:`view` from columns of ``J``.
+        """Return the dense matrix of :meth:`view` from columns of ``J``.
 
         ``tr_A(J J^*) = Σ_p (J e_p)(J e_p)^*`` contracted over the traced axes ``A``, so the view
         is accumulated from Jacobian columns: ``method="exact"`` uses all ``P`` basis vectors

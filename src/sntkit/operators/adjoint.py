@@ -29,6 +29,7 @@ class Adjoint(Operator):
 
     @property
     def T(self) -> Operator:
+        """Return the operator itself (``(A^*)^* = A``)."""
         return self.op
 
     def __repr__(self) -> str:

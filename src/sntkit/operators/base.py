@@ -18,7 +18,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
@@ -113,7 +113,7 @@ class Operator(ABC):
 
     # ------------------------------------------------------------------ application
     def matvec(self, x: torch.Tensor) -> torch.Tensor:
-        """``A x`` for one tensor ``x`` of shape ``shape_in``; returns shape ``shape_out``."""
+        """Return ``A x`` for one tensor ``x`` of shape ``shape_in`` (a tensor of ``shape_out``)."""
         validation.check_probe(
             x, self.shape_in, self.dtype, self.device, "x", "matvec", batched=False
         )
@@ -122,7 +122,7 @@ class Operator(ABC):
         return y
 
     def rmatvec(self, y: torch.Tensor) -> torch.Tensor:
-        """``A^* y`` for one tensor ``y`` of shape ``shape_out``; returns shape ``shape_in``."""
+        """Return ``A^* y`` for one tensor ``y`` of shape ``shape_out`` (one of ``shape_in``)."""
         validation.check_probe(
             y, self.shape_out, self.dtype, self.device, "y", "rmatvec", batched=False
         )
@@ -131,7 +131,7 @@ class Operator(ABC):
         return x
 
     def matmat(self, X: torch.Tensor) -> torch.Tensor:
-        """``A`` applied to ``k`` probes at once: ``(k, *shape_in) -> (k, *shape_out)``."""
+        """Return ``A`` applied to ``k`` probes at once: ``(k, *shape_in) -> (k, *shape_out)``."""
         validation.check_probe(
             X, self.shape_in, self.dtype, self.device, "X", "matmat", batched=True
         )
@@ -142,7 +142,7 @@ class Operator(ABC):
         return Y
 
     def rmatmat(self, Y: torch.Tensor) -> torch.Tensor:
-        """``A^*`` applied to ``k`` probes at once: ``(k, *shape_out) -> (k, *shape_in)``."""
+        """Return ``A^*`` applied to ``k`` probes at once: ``(k, *shape_out) -> (k, *shape_in)``."""
         validation.check_probe(
             Y, self.shape_out, self.dtype, self.device, "Y", "rmatmat", batched=True
         )
@@ -153,6 +153,7 @@ class Operator(ABC):
         return X
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``self @ x`` (``A x`` for a tensor of ``shape_in``)."""
         return self @ x
 
     # ------------------------------------------------------------------ algebra
@@ -164,8 +165,14 @@ class Operator(ABC):
         return Adjoint(self)
 
     def adjoint(self) -> Operator:
-        """The adjoint ``A^*``; same as :attr:`T`."""
+        """Return the adjoint ``A^*``; same as :attr:`T`."""
         return self.T
+
+    @overload
+    def __matmul__(self, other: Operator) -> Operator: ...
+
+    @overload
+    def __matmul__(self, other: torch.Tensor) -> torch.Tensor: ...
 
     def __matmul__(self, other: Operator | torch.Tensor) -> Operator | torch.Tensor:
         if isinstance(other, Operator):
@@ -225,13 +232,13 @@ class Operator(ABC):
         return Kronecker(self, other)
 
     def reshape(self, shape_in: int | Sequence[int], shape_out: int | Sequence[int]) -> Operator:
-        """The same linear map with its domain/codomain re-viewed as other tensor shapes."""
+        """Return the same linear map with its domain/codomain re-viewed as other tensor shapes."""
         from sntkit.operators.reshaped import Reshaped
 
         return Reshaped(self, shape_in, shape_out)
 
     def gram(self) -> Operator:
-        """``A A^*`` on the codomain (for a Jacobian ``J``, the NTK ``J J^*``).
+        """Return ``A A^*`` on the codomain (for a Jacobian ``J``, the NTK ``J J^*``).
 
         A :class:`~sntkit.operators.gram.Gram`, so spectra are computed on the smaller of
         ``A A^*`` and ``A^* A`` (:mod:`sntkit.linalg.gram_side`).
@@ -249,7 +256,7 @@ class Operator(ABC):
         seed: int | None = 0,
         chunk_size: int | None = None,
     ) -> Operator:
-        """True partial trace ``tr_A(X) = Σ_j (I ⊗ e_j)^* X (I ⊗ e_j)`` over ``axes``.
+        """Return True partial trace ``tr_A(X) = Σ_j (I ⊗ e_j)^* X (I ⊗ e_j)`` over ``axes``.
 
         See :class:`sntkit.operators.partial_trace.PartialTrace`.
         """
@@ -259,11 +266,11 @@ class Operator(ABC):
             self, axes, method=method, num_samples=num_samples, seed=seed, chunk_size=chunk_size
         )
 
-    def partial_mean(self, axes: Axes, **kwargs: object) -> Operator:
+    def partial_mean(self, axes: Axes, **kwargs: Any) -> Operator:
         """Partial trace divided by the size of the traced axes (paper 004 eq. 15)."""
         from sntkit.operators.partial_trace import PartialTrace
 
-        pt = PartialTrace(self, axes, **kwargs)  # type: ignore[arg-type]
+        pt = PartialTrace(self, axes, **kwargs)
         return pt / pt.traced_size
 
     def resolve_axes(self, axes: Axes) -> tuple[int, ...]:
@@ -296,7 +303,7 @@ class Operator(ABC):
 
     # ------------------------------------------------------------------ dense & scipy
     def to_dense(self, chunk_size: int = 1024) -> torch.Tensor:
-        """The matrix of this operator, shape ``(size_out, size_in)`` (row-major vec)."""
+        """Return the matrix of this operator, shape ``(size_out, size_in)`` (row-major vec)."""
         cols = []
         eye = torch.eye(self.size_in, dtype=self.dtype, device=self.device)
         for start in range(0, self.size_in, chunk_size):
@@ -307,7 +314,7 @@ class Operator(ABC):
         return M
 
     def to_scipy(self) -> scipy.sparse.linalg.LinearOperator:
-        """A ``scipy.sparse.linalg.LinearOperator`` on flattened (row-major) vectors."""
+        """Return a ``scipy.sparse.linalg.LinearOperator`` on flattened (row-major) vectors."""
         from sntkit.operators.scipy_export import to_scipy
 
         return to_scipy(self)

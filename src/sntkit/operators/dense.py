@@ -63,6 +63,7 @@ class Dense(Operator):
         return (Y.reshape(k, -1) @ self.matrix).reshape(k, *self.shape_in)
 
     def to_dense(self, chunk_size: int = 1024) -> torch.Tensor:
+        """Return the matrix itself, reshaped to ``(size_out, size_in)``."""
         return self.matrix
 
     def __repr__(self) -> str:

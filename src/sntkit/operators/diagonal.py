@@ -30,4 +30,5 @@ class Diagonal(Operator):
         return Y * self.d
 
     def to_dense(self, chunk_size: int = 1024) -> torch.Tensor:
+        """Return ``diag(d)`` as a ``(size, size)`` matrix."""
         return torch.diag(self.d.reshape(-1))

@@ -40,7 +40,7 @@ class Identity(Operator):
         return Y
 
     def like(self, partner: Operator) -> Identity:
-        """This identity with the dtype/device that were not given taken from ``partner``."""
+        """Return this identity with the dtype/device that were not given taken from ``partner``."""
         if not (self.infer_dtype or self.infer_device):
             return self
         return Identity(

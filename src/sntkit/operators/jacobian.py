@@ -30,7 +30,8 @@ class Jacobian(Operator):
         name: str = "Jacobian",
     ) -> None:
         validation.check_tensor(x0, name="x0", where=name)
-        y0, self._vjp = vjp(fn, x0)
+        # torch.func.vjp is typed as returning a 2- or 3-tuple (no overload on has_aux)
+        y0, self._vjp = vjp(fn, x0)  # type: ignore[misc]
         super().__init__(
             tuple(x0.shape),
             tuple(y0.shape),

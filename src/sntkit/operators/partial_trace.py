@@ -79,7 +79,7 @@ class PartialTrace(Operator):
             gen = torch.Generator(device="cpu")
             gen.manual_seed(0 if seed is None else seed)
             z = torch.randint(0, 2, (num_samples, self.traced_size), generator=gen)
-            self.samples = (2.0 * z - 1.0).to(dtype=op.dtype, device=op.device)
+            self.samples: torch.Tensor | None = (2.0 * z - 1.0).to(dtype=op.dtype, device=op.device)
         else:
             self.samples = None
 

@@ -13,6 +13,9 @@ from sntkit.operators.identity import match_partners
 class Sum(Operator):
     """``(Σ_i c_i A_i) x``; all terms must share shapes, dtype and device."""
 
+    terms: list[Operator]
+    weights: list[float]
+
     def __init__(self, terms: Sequence[Operator], weights: Sequence[float] | None = None) -> None:
         terms = match_partners(list(terms))
         if not terms:

@@ -80,10 +80,12 @@ class LowRankNaturalGradient(torch.optim.SGD):
 
     @property
     def names(self) -> list[str]:
+        """Return the names of the preconditioned parameters."""
         return self.preconditioner.names
 
     @property
     def step_count(self) -> int:
+        """Return the number of steps taken."""
         return self.preconditioner.step_count
 
     @property
@@ -101,11 +103,12 @@ class LowRankNaturalGradient(torch.optim.SGD):
         self.preconditioner.refresh(ntk)
 
     def precondition(self, g: torch.Tensor, damping: float) -> torch.Tensor:
-        """The preconditioned flat gradient (see the preconditioner)."""
+        """Return the preconditioned flat gradient (see the preconditioner)."""
         return self.preconditioner.precondition(g, damping)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Precondition ``.grad`` and take one SGD step (``closure`` as in torch.optim)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -118,11 +121,13 @@ class LowRankNaturalGradient(torch.optim.SGD):
         return loss
 
     def state_dict(self) -> dict[str, Any]:
+        """Return torch.optim's state plus the preconditioner's."""
         out = super().state_dict()
         out["lowrank"] = self.preconditioner.state_dict()
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the preconditioner included)."""
         extra = state_dict.get("lowrank", {})
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "lowrank"})
         self.preconditioner.load_state_dict(extra)

@@ -43,7 +43,7 @@ Schedule = float | int | Callable[[int], float]
 
 
 def schedule_value(h: Schedule, step: int) -> float:
-    """A hyperparameter that is a number or a callable of the step number."""
+    """Return a hyperparameter that is a number or a callable of the step number."""
     return float(h(step)) if callable(h) else float(h)
 
 
@@ -154,29 +154,7 @@ class StateSpaceNaturalGradient:
             raise TypeError(
                 f"model must be the recurrent torch module (or None), got {type(model).__name__}"
             )
-        if params is None:
-            if model is None:
-                raise ValueError("give model, params, or both")
-            params = model.parameters()
-        tensors, names = split_params(params)
-        if model is not None:
-            # the state-space Fisher sees the recurrent module's parameters only; a wrapper's
-            # readout (or anything else) is passed through, under the wrapper's own names
-            prefix = resolve_model(model).prefix
-            owned = {id(p): n for n, p in model.named_parameters() if n.startswith(prefix)}
-            pre = [(owned[id(p)], p) for p in tensors if id(p) in owned]
-            if not pre:
-                raise ValueError(
-                    "none of params belongs to model; pass the recurrent module as model and "
-                    "its parameters (or model.parameters() of a wrapper holding it) as params"
-                )
-        elif names is None:
-            raise ValueError(
-                "without model, params must be (name, tensor) pairs, e.g. "
-                "model.named_parameters(), matching the NTK's trainable names"
-            )
-        else:
-            pre = list(zip(names, tensors, strict=True))
+        pre, tensors = _preconditioned(model, params)
         if ntk_factory is None and (model is None or (inputs is None and steps is None)):
             raise ValueError(
                 "give the Fisher batch (inputs, or steps=T for an autonomous model; h0 defaults "
@@ -184,17 +162,7 @@ class StateSpaceNaturalGradient:
             )
         if ntk_factory is not None and not callable(ntk_factory):
             raise TypeError("ntk_factory must be a callable returning the current StateNTK")
-        if not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"rank must be a positive int, got {rank!r}")
-        if not isinstance(power_iters, int) or power_iters < 1:
-            raise ValueError(f"power_iters must be a positive int, got {power_iters!r}")
-        if cold_start not in ("eigsh", "random"):
-            raise ValueError(f"cold_start must be 'eigsh' or 'random', got {cold_start!r}")
-        if not 0 < cold_start_tol < 1:
-            raise ValueError(f"cold_start_tol must be in (0, 1), got {cold_start_tol}")
-        for h, name in ((damping, "damping"), (update_every, "update_every")):
-            if not callable(h) and float(h) <= 0:
-                raise ValueError(f"{name} must be positive, got {h}")
+        _check_settings(rank, power_iters, cold_start, cold_start_tol, damping, update_every)
         self.model = model
         self.names = [n for n, _ in pre]
         self.params = [p for _, p in pre]
@@ -228,9 +196,14 @@ class StateSpaceNaturalGradient:
     def current_ntk(
         self, h0: torch.Tensor | None = None, inputs: torch.Tensor | None = None
     ) -> StateNTK:
-        """The sNTK at the current parameters on the given batch (or the stored one)."""
+        """Return the sNTK at the current parameters on the given batch (or the stored one)."""
         if self.ntk_factory is not None and h0 is None:
             return self.ntk_factory()
+        if self.model is None:
+            raise ValueError(
+                "current_ntk(h0, inputs) builds the NTK from model, but this preconditioner was "
+                "given only ntk_factory; pass model=... as well, or call it without h0"
+            )
         if h0 is not None:
             self.h0, self.inputs = h0, inputs
         return state_ntk(
@@ -299,7 +272,12 @@ class StateSpaceNaturalGradient:
         Does nothing while :attr:`enabled` is False (the step counter still advances).
         """
         if self.enabled:
-            missing = [n for n, p in zip(self.names, self.params, strict=True) if p.grad is None]
+            grads = {
+                n: p.grad
+                for n, p in zip(self.names, self.params, strict=True)
+                if p.grad is not None
+            }
+            missing = [n for n in self.names if n not in grads]
             if missing:
                 raise ValueError(
                     f"parameters {missing} have no gradient; call loss.backward() before "
@@ -308,15 +286,14 @@ class StateSpaceNaturalGradient:
             if self.refresh_due():
                 with torch.enable_grad():
                     self.refresh(self.current_ntk(h0, inputs))
-            by_name = dict(zip(self.names, self.params, strict=True))
             order = self.order or self.names
-            g = torch.cat([by_name[n].grad.reshape(-1) for n in order])
+            g = torch.cat([grads[n].reshape(-1) for n in order])
             d = self.precondition(g, schedule_value(self.damping, self.step_count))
             offset = 0
             for n in order:
-                p = by_name[n]
-                p.grad.copy_(d[offset : offset + p.numel()].reshape(p.shape))
-                offset += p.numel()
+                grad = grads[n]
+                grad.copy_(d[offset : offset + grad.numel()].reshape(grad.shape))
+                offset += grad.numel()
         self.step_count += 1
 
     # ------------------------------------------------------------------ resume
@@ -351,3 +328,55 @@ class StateSpaceNaturalGradient:
         self.eigvecs = state.get("eigvecs")
         self.order = state.get("order")
         self._stale = bool(state.get("stale", self.eigvecs is None))
+
+
+def _preconditioned(
+    model: nn.Module | None, params: Any
+) -> tuple[list[tuple[str, torch.Tensor]], list[torch.Tensor]]:
+    """Return the ``(name, tensor)`` pairs the Fisher sees, and all of ``params``."""
+    if params is None:
+        if model is None:
+            raise ValueError("give model, params, or both")
+        params = model.parameters()
+    tensors, names = split_params(params)
+    if model is not None:
+        # the state-space Fisher sees the recurrent module's parameters only; a wrapper's
+        # readout (or anything else) is passed through, under the wrapper's own names
+        prefix = resolve_model(model).prefix
+        owned = {id(p): n for n, p in model.named_parameters() if n.startswith(prefix)}
+        pre = [(owned[id(p)], p) for p in tensors if id(p) in owned]
+        if not pre:
+            raise ValueError(
+                "none of params belongs to model; pass the recurrent module as model and "
+                "its parameters (or model.parameters() of a wrapper holding it) as params"
+            )
+    elif names is None:
+        raise ValueError(
+            "without model, params must be (name, tensor) pairs, e.g. "
+            "model.named_parameters(), matching the NTK's trainable names"
+        )
+    else:
+        pre = list(zip(names, tensors, strict=True))
+    return pre, tensors
+
+
+def _check_settings(
+    rank: int,
+    power_iters: int,
+    cold_start: str,
+    cold_start_tol: float,
+    damping: Schedule,
+    update_every: Schedule,
+) -> None:
+    """``ValueError`` naming the argument for a rank, cold start or schedule out of range."""
+    if not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"rank must be a positive int, got {rank!r}")
+    if not isinstance(power_iters, int) or power_iters < 1:
+        raise ValueError(f"power_iters must be a positive int, got {power_iters!r}")
+    if cold_start not in ("eigsh", "random"):
+        raise ValueError(f"cold_start must be 'eigsh' or 'random', got {cold_start!r}")
+    if not 0 < cold_start_tol < 1:
+        raise ValueError(f"cold_start_tol must be in (0, 1), got {cold_start_tol}")
+    for h, name in ((damping, "damping"), (update_every, "update_every")):
+        if not callable(h) and float(h) <= 0:
+            raise ValueError(f"{name} must be positive, got {h}")

@@ -120,19 +120,18 @@ class Shampoo(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Take one Shampoo step on every parameter with a gradient."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self._update(p, group)
+                if p.grad is not None:
+                    self._update(p, p.grad, group)
         return loss
 
-    def _update(self, p: torch.Tensor, group: dict) -> None:
-        G = p.grad
+    def _update(self, p: torch.Tensor, G: torch.Tensor, group: dict) -> None:
         if group["weight_decay"]:
             G = G + group["weight_decay"] * p
         state = self.state[p]

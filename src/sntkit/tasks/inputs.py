@@ -40,8 +40,10 @@ def gaussian_inputs(
 
 
 def participation_ratio(x: torch.Tensor) -> float:
-    """``(Σ σ_i²)² / Σ σ_i⁴`` of the ``(B·T) × n_in`` matrix ``X`` of ``x`` (its effective rank):
-    the participation ratio of ``XᵀX``, whose eigenvalues are the ``σ_i²``."""
+    """Return ``(Σ σ_i²)² / Σ σ_i⁴`` of the ``(B·T) × n_in`` matrix ``X`` of ``x``.
+
+    Its effective rank: the participation ratio of ``XᵀX``, whose eigenvalues are the ``σ_i²``.
+    """
     X = x.reshape(-1, x.shape[-1]).double()
     return linalg_participation_ratio(X.T @ X)
 

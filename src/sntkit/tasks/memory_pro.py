@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -52,10 +53,12 @@ class MemoryPro:
 
     @property
     def steps(self) -> int:
+        """Return ``T``, the trial length (stimulus + memory + response)."""
         return self.stimulus + self.memory + self.response
 
     @property
     def response_start(self) -> int:
+        """Return the first step of the response period."""
         return self.stimulus + self.memory
 
     def fixed_angles(self, n: int = 5000, seed: int = 0) -> torch.Tensor:
@@ -85,7 +88,7 @@ class MemoryPro:
             x = x + math.sqrt(self.noise_var) * torch.randn(
                 x.shape, generator=generator, dtype=torch.float64
             )
-        kw = {"dtype": dtype, "device": device}
+        kw: dict[str, Any] = {"dtype": dtype, "device": device}
         return TaskBatch(x.to(**kw), y.to(**kw), torch.ones(B, T, 3, **kw), theta.to(**kw))
 
     def sample(
@@ -97,6 +100,6 @@ class MemoryPro:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> TaskBatch:
-        """A batch of fresh random angles."""
+        """Return a batch of fresh random angles."""
         theta = 2 * math.pi * torch.rand(batch, generator=generator, dtype=torch.float64)
         return self.batch(theta, train=train, generator=generator, dtype=dtype, device=device)

@@ -57,6 +57,7 @@ class StudentTeacherTask:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> StudentTeacherTask:
+        """Return the task of the module docstring for ``seed`` (teacher, batch, targets)."""
         g = torch.Generator().manual_seed(10_000 + seed)
         teacher = planar_teacher(
             n, scale=teacher_scale, perp_gain=perp_gain, generator=g, dtype=dtype
@@ -83,7 +84,7 @@ def make_student(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> RNN:
-    """A post-form tanh RNN with Xavier-normal ``W`` times ``gain`` and ``b ~ N(0, 1/n)``."""
+    """Return a post-form tanh RNN with Xavier-normal ``W`` times ``gain`` and ``b ~ N(0, 1/n)``."""
     g = torch.Generator().manual_seed(seed)
     student = RNN(n, 0, form="post", gain=gain, generator=g, dtype=dtype)
     with torch.no_grad():

@@ -40,6 +40,7 @@ class TrackerCallback(Callback):
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        """Feed the batch's loss to the tracker; log its row to Lightning when ``log``."""
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else None
         row = self.tracker.step(int(trainer.global_step), loss=value)
@@ -51,7 +52,9 @@ class TrackerCallback(Callback):
                 pl_module.log(f"sntk/{k}", float(v), on_step=True, on_epoch=False)
 
     def state_dict(self) -> dict[str, Any]:
+        """Return the tracker's state for Lightning's checkpoint."""
         return self.tracker.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the tracker from Lightning's checkpoint."""
         self.tracker.load_state_dict(state_dict)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from sntkit.optim.preconditioner import StateSpaceNaturalGradient
 
@@ -103,6 +103,7 @@ class BifurcationAwarePolicy:
             self.on_since, self.event_seen = None, False
 
     def state_dict(self) -> dict[str, Any]:
+        """Return the switch state and history (for resuming)."""
         return {
             "on_since": self.on_since,
             "event_seen": self.event_seen,
@@ -110,11 +111,12 @@ class BifurcationAwarePolicy:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         self.on_since = state.get("on_since")
         self.event_seen = bool(state.get("event_seen", False))
         self.switches = [tuple(s) for s in state.get("switches", [])]
         self.preconditioner.enabled = self.on_since is not None
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, int | float) and math.isfinite(v)

@@ -21,8 +21,10 @@ Row = dict[str, Any]
 
 
 class _FileSink:
-    """Rows to ``path`` and event records to ``<stem>_events<suffix>`` next to it, each file
-    rewritten atomically at every call (a crash never leaves half a file)."""
+    """Rows to ``path`` and event records to ``<stem>_events<suffix>`` next to it.
+
+    Each file is rewritten atomically at every call (a crash never leaves half a file).
+    """
 
     suffix = ""
 
@@ -108,6 +110,7 @@ class TensorBoardSink:
         self.prefix = prefix
 
     def log(self, row: Row) -> None:
+        """Write the row's finite numbers as scalars at its step."""
         step = row.get("step")
         for k, v in row.items():
             numeric = isinstance(v, int | float) and not isinstance(v, bool)
@@ -117,9 +120,11 @@ class TensorBoardSink:
             self.writer.add_text(f"{self.prefix}/warnings", str(row["warning"]), global_step=step)
 
     def event(self, record: Row) -> None:
+        """Write the event record as text."""
         self.writer.add_text(f"{self.prefix}/events", json.dumps(record), record.get("step"))
 
     def close(self) -> None:
+        """Flush the TensorBoard writer."""
         self.writer.flush()
 
 
@@ -130,14 +135,16 @@ class CallableSink:
         self.fn = fn
 
     def log(self, row: Row) -> None:
+        """Call the function with the row."""
         self.fn(row)
 
     def event(self, record: Row) -> None:
+        """Call the function with the event record, marked ``event: True``."""
         self.fn({**record, "event": True})
 
 
 def as_sink(sink: Any) -> Any:
-    """A sink object from a sink, a ``SummaryWriter``, an sntkit ``Run`` or a callable."""
+    """Return a sink object from a sink, a ``SummaryWriter``, an sntkit ``Run`` or a callable."""
     if hasattr(sink, "add_scalar"):
         return TensorBoardSink(sink)
     if hasattr(sink, "log"):
@@ -155,7 +162,7 @@ def _replace(path: Path, write: Callable[[Any], None], mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+        with os.fdopen(fd, mode, newline=None if "b" in mode else "") as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:

@@ -121,24 +121,13 @@ class Tracker:
                 f"h0 must be a tensor of initial states or None, got {type(h0).__name__}"
             )
         self.recurrent = resolve_model(model, recurrent).recurrent
-        if inputs is None and steps is None:
-            raise ValueError("give inputs (B, T, n_in) or steps=T for an autonomous model")
-        if isinstance(metrics, str):
-            raise TypeError(f"metrics must be a sequence of names from {METRICS}, not a string")
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; choose from {METRICS}")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-        if not isinstance(rank_matvecs, int) or rank_matvecs < 4:
-            raise ValueError(f"rank_matvecs must be an int >= 4, got {rank_matvecs!r}")
+        _check_settings(inputs is None and steps is None, metrics, top_k, rank_matvecs)
         self.model, self.recurrent_name = model, recurrent
         self.h0 = None if h0 is None else h0.detach()
         self.inputs, self.steps = inputs, steps
         self.metrics = tuple(metrics)
         self.top_k, self.eig_tol, self.rank_matvecs = top_k, eig_tol, rank_matvecs
-        self.dtype = dtype
-        self.path = path
+        self.dtype, self.path = dtype, path
         self._ntk()  # shape errors of h0/inputs now, not at the first check
         self.seed = seed
         self.sinks = [as_sink(s) for s in sinks]
@@ -283,6 +272,7 @@ class Tracker:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (monitor, rows, events, warm start)."""
         self.monitor.load_state_dict(state["monitor"])
         self._eigvecs = state.get("eigvecs")
         self.rows = [dict(r) for r in state.get("rows", [])]
@@ -294,9 +284,24 @@ def _flat(X: torch.Tensor) -> torch.Tensor:
 
 
 def last_finite(rows: Sequence[Mapping[str, Any]], key: str) -> float:
-    """The latest finite value of ``key`` among ``rows`` (NaN if none)."""
+    """Return the latest finite value of ``key`` among ``rows`` (NaN if none)."""
     for r in reversed(rows):
         v = r.get(key)
         if isinstance(v, int | float) and math.isfinite(v):
             return float(v)
     return math.nan
+
+
+def _check_settings(no_batch: bool, metrics: Sequence[str], top_k: int, rank_matvecs: int) -> None:
+    """``ValueError``/``TypeError`` naming the :class:`Tracker` argument to fix."""
+    if no_batch:
+        raise ValueError("give inputs (B, T, n_in) or steps=T for an autonomous model")
+    if isinstance(metrics, str):
+        raise TypeError(f"metrics must be a sequence of names from {METRICS}, not a string")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {METRICS}")
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    if not isinstance(rank_matvecs, int) or rank_matvecs < 4:
+        raise ValueError(f"rank_matvecs must be an int >= 4, got {rank_matvecs!r}")

@@ -1,11 +1,10 @@
-"""Task generators: Memory-Pro timing and channels, controlled-rank inputs, Fourier features."""
+"""The Memory-Pro task generator: periods, channels and noise."""
 
 import math
 
 import pytest
 import torch
 
-from sntkit.tasks import fourier_features, gaussian_inputs, participation_ratio
 from sntkit.tasks.memory_pro import MemoryPro
 
 
@@ -35,24 +34,3 @@ def test_memory_pro_periods_channels_and_noise():
     assert torch.equal(a.inputs, c.inputs) and a.inputs.dtype == torch.float32
     with pytest.raises(ValueError, match="memory"):
         MemoryPro(5, 0, 3)
-
-
-def test_controlled_rank_inputs():
-    g = torch.Generator().manual_seed(0)
-    for r in (1, 3, 16):
-        x = gaussian_inputs(16, 20, 16, rank=r, generator=g, dtype=torch.float64)
-        assert x.shape == (16, 20, 16)
-        assert int(torch.linalg.matrix_rank(x.reshape(-1, 16))) == r
-        assert abs(float(x.square().sum(-1).mean()) - 16) < 1.5  # same energy as full rank
-        assert participation_ratio(x) <= r + 1e-9
-    with pytest.raises(ValueError, match="rank"):
-        gaussian_inputs(2, 3, 4, rank=5)
-
-
-def test_fourier_features():
-    x = torch.tensor([[[0.25], [0.5]]], dtype=torch.float64)
-    f = fourier_features(x, 2)
-    expected = torch.tensor([[[1.0, 0.0, 0.0, -1.0], [0.0, 0.0, -1.0, 1.0]]], dtype=torch.float64)
-    torch.testing.assert_close(f, expected, atol=1e-12, rtol=0)
-    with pytest.raises(ValueError, match="scalar"):
-        fourier_features(torch.zeros(1, 2, 3), 2)
