@@ -76,9 +76,7 @@ def test_following_known_points_between_full_searches_locates_the_same_event():
     # search's (step 6: Newton from 0 lands on the new pair) triggers a full search at once
     full = [r["full_search"] for r in rows]
     assert full == [True, False, False, False, True, False, True, False, True, False, False]
-    assert [r["num_fixed_points"] for r in rows] == [
-        r["num_fixed_points"] for r in every_check[0]
-    ]
+    assert [r["num_fixed_points"] for r in rows] == [r["num_fixed_points"] for r in every_check[0]]
     # the event is bracketed by the last two checks and located as every-check tracking
     # locates it
     assert [e.kind for e in events] == [e.kind for e in every_check[1]] == ["saddle-node"]

@@ -240,7 +240,7 @@ class CellLinearization:
 
     def _fused_jacobian_adj(self, E: torch.Tensor) -> torch.Tensor:
         """``J^*`` tile by tile, backward in time (:meth:`_adj_tile`; overwrites ``E``)."""
-        T, B, k, N = E.shape
+        _, B, k, N = E.shape
         G = E.new_zeros(k * N, self.site_mats[self.groups[0]].shape[1])
         tile = self._batch_tile(k)
         buf, scaled = E.new_empty(tile * k, N), E.new_empty(tile * k * N)

@@ -12,8 +12,8 @@ records, per ``metrics``:
 * ``"eigenvalues"``: the top ``top_k`` eigenvalues ``eig_0 ≥ …`` of ``A`` with error estimates
   ``eig_i_err``.
 
-  Both come from **one** block product per check (:func:`sntkit.linalg.warm_sketch.
-  warm_sketch`): ``A`` applied to the previous check's ``top_k`` eigenvector estimates and to
+  Both come from **one** block product per check (:func:`sntkit.linalg.warm_sketch`): ``A``
+  applied to the previous check's ``top_k`` eigenvector estimates and to
   ``rank_matvecs`` sign probes deflated off them gives the trace and ``‖A‖_F²`` (deflated
   Hutchinson), the Ritz values with their error estimates, and the next check's eigenvector
   estimates (one power step). When an error estimate exceeds ``eig_tol · eig_0`` (the top
@@ -44,8 +44,7 @@ import torch
 from torch import nn
 
 from sntkit.dynamics.monitor import BifurcationMonitor, nonfinite
-from sntkit.linalg import eigsh
-from sntkit.linalg.warm_sketch import warm_sketch
+from sntkit.linalg import eigsh, warm_sketch
 from sntkit.models.resolve import resolve_model
 from sntkit.ntk.state_ntk import StateNTK, state_ntk
 from sntkit.operators import Operator
