@@ -171,3 +171,51 @@ def test_find_fixed_points_on_nan_weights_raises():
         model.W[1, 2] = math.nan
     with pytest.raises(ValueError, match=r"params\['W'\] has NaN"):
         find_fixed_points(model, inits=8)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g: RNN(5, 0, form="post", dtype=DT, generator=g, gain=1.4),
+        lambda g: RNN(5, 2, form="pre", dtype=DT, generator=g, gain=1.4),
+        lambda g: RNN(5, 2, form="post", leak=0.3, dtype=DT, generator=g, gain=1.4),
+        lambda g: torch.nn.RNN(2, 5, batch_first=True, dtype=DT),
+        lambda g: torch.nn.GRU(2, 5, batch_first=True, dtype=DT),  # no closed form: autograd
+    ],
+)
+def test_state_jacobians_match_jacrev(make):
+    from torch.func import jacrev, vmap
+
+    from sntkit.dynamics.fixed_points import state_jacobians, step_map
+    from sntkit.models import as_cell
+    from sntkit.models.cell import detached_params
+
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    cell = as_cell(make(g))
+    p = detached_params(cell, DT)
+    h = torch.randn(7, cell.n_state, generator=g, dtype=DT)
+    x = torch.randn(cell.n_input, generator=g, dtype=DT) if cell.n_input else None
+    dense = vmap(jacrev(step_map(cell, p, x)))(h)
+    torch.testing.assert_close(state_jacobians(cell, p, h, x), dense)
+
+
+def test_eigenvectors_computed_on_first_use_match_the_eigenvalues_order():
+    from sntkit.dynamics.fixed_points import linearize
+    from sntkit.models.cell import detached_params
+
+    g = torch.Generator().manual_seed(4)
+    cell = RNN(6, 0, form="post", dtype=DT, generator=g, gain=1.8)  # complex pairs, ties in |λ|
+    p = detached_params(cell, DT)
+    points = find_fixed_points(cell, inits=64, scale=2.0).locations
+    assert len(points) >= 3
+    eager = linearize(cell, p, points)
+    lazy = linearize(cell, p, points, vectors=False)
+    assert "_eigenvectors" not in lazy.__dict__
+    torch.testing.assert_close(lazy.eigvals, eager.eigvals)
+    J = lazy.jacobians.to(torch.complex128)
+    torch.testing.assert_close(J @ lazy.right, lazy.right * lazy.eigvals[:, None, :])
+    eye = torch.eye(6, dtype=torch.complex128).expand(len(points), -1, -1)
+    torch.testing.assert_close(lazy.left @ lazy.right, eye)
+    sub = lazy.select(torch.tensor([0, 2]))
+    torch.testing.assert_close(sub.right, lazy.right[[0, 2]])

@@ -41,6 +41,15 @@ def _build(name, path="matrix_free"):
     return state_ntk(cell, h0, x, steps=None if n_in else T, trainable=trainable, path=path)
 
 
+def _tiles(monkeypatch, tile_bytes):
+    """Tiles of ``tile_bytes`` per step block (``J``, ``J^*``) and per ``T`` steps (the fused
+    Fisher product, which takes a tile through all T steps and back)."""
+    monkeypatch.setattr(linearization, "TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(linearization, "TILE_MIN_ROWS", 1)
+    monkeypatch.setattr(linearization, "FISHER_TILE_BYTES", tile_bytes * T)
+    monkeypatch.setattr(linearization, "FISHER_TILE_MIN_ROWS", 1)
+
+
 def _close(a, b, rtol=1e-10):
     scale = b.abs().max()
     assert (a - b).abs().max() <= rtol * scale, float((a - b).abs().max() / scale)
@@ -50,8 +59,7 @@ def _close(a, b, rtol=1e-10):
 @pytest.mark.parametrize("name", list(RNNS))
 @pytest.mark.parametrize("path", ["structured", "matrix_free"])
 def test_closed_form_tiled_kernels_equal_dense(name, path, tile_bytes, monkeypatch):
-    monkeypatch.setattr(linearization, "TILE_BYTES", tile_bytes)
-    monkeypatch.setattr(linearization, "TILE_MIN_ROWS", 1)
+    _tiles(monkeypatch, tile_bytes)
     ntk = _build(name, path)
     lin = ntk.linearization
     # the closed form is what runs: no autograd closures, no stored per-pair Jacobians
@@ -71,8 +79,7 @@ def test_closed_form_tiled_kernels_equal_dense(name, path, tile_bytes, monkeypat
 @pytest.mark.parametrize("name", ["post-leak", "pre-relu-leak", "torch-rnn-tanh"])
 def test_closed_form_equals_autograd_kernels(name, tile_bytes, monkeypatch):
     """Same Fisher and NTK block products with the closed form and the autograd kernels."""
-    monkeypatch.setattr(linearization, "TILE_BYTES", tile_bytes)
-    monkeypatch.setattr(linearization, "TILE_MIN_ROWS", 1)
+    _tiles(monkeypatch, tile_bytes)
     ntk = _build(name)
     generic = linearization.CellLinearization(
         ntk.cell, ntk.space, ntk.traj, "matrix_free", closed_form=False

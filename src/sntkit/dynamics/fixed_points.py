@@ -43,6 +43,7 @@ training), :func:`find_fixed_points` takes a model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -81,11 +82,27 @@ class FixedPoints:
     residuals: torch.Tensor  # (n,) ‖F(h) − h‖
     jacobians: torch.Tensor  # (n, N, N)
     eigvals: torch.Tensor  # (n, N) complex
-    right: torch.Tensor  # (n, N, N) complex, eigenvectors as columns
-    left: torch.Tensor  # (n, N, N) complex, eigenvectors as rows
     labels: tuple[str, ...]
     unstable_dims: torch.Tensor  # (n,) int64
     margin: float = 1e-6
+
+    @functools.cached_property
+    def _eigenvectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # computed on first use when :func:`linearize` skipped them (``vectors=False``); the
+        # columns are matched to ``eigvals`` (a second eig may order ties differently)
+        evals, right = torch.linalg.eig(self.jacobians)
+        right = right.gather(2, _match(evals, self.eigvals)[:, None, :].expand_as(right))
+        return right, torch.linalg.inv(right)
+
+    @property
+    def right(self) -> torch.Tensor:
+        """``(n, N, N)`` complex right eigenvectors as columns, in the order of ``eigvals``."""
+        return self._eigenvectors[0]
+
+    @property
+    def left(self) -> torch.Tensor:
+        """``(n, N, N)`` complex left eigenvectors as rows (``left @ right = I``)."""
+        return self._eigenvectors[1]
 
     def __len__(self) -> int:
         return self.locations.shape[0]
@@ -165,17 +182,19 @@ class FixedPoints:
     def select(self, mask: torch.Tensor) -> FixedPoints:
         """Return the points where the boolean ``mask`` (n,) is true (or at the given indices)."""
         idx = mask.nonzero()[:, 0] if mask.dtype == torch.bool else mask
-        return FixedPoints(
+        out = FixedPoints(
             self.locations[idx],
             self.residuals[idx],
             self.jacobians[idx],
             self.eigvals[idx],
-            self.right[idx],
-            self.left[idx],
             tuple(self.labels[int(i)] for i in idx),
             self.unstable_dims[idx],
             self.margin,
         )
+        if "_eigenvectors" in self.__dict__:
+            right, left = self._eigenvectors
+            out.__dict__["_eigenvectors"] = (right[idx], left[idx])
+        return out
 
     def to_dict(self) -> dict:
         """JSON-friendly summary: locations, residuals, labels, leading eigenvalues, tests."""
@@ -237,44 +256,84 @@ def step_map(cell: Cell, params: Mapping[str, torch.Tensor], x: torch.Tensor | N
     return F
 
 
+def state_jacobians(
+    cell: Cell, params: Mapping[str, torch.Tensor], h: torch.Tensor, x: torch.Tensor | None
+) -> torch.Tensor:
+    """``∂f/∂h`` at the states ``h`` ``(n, N)`` under the constant input ``x``: ``(n, N, N)``.
+
+    From the cell's closed form ``c I + diag(left) M diag(right)``
+    (:meth:`~sntkit.models.cell.Cell.step_jacobian`) when it has one — no autograd, which is
+    most of a Newton iteration's cost for an RNN — else by ``vmap(jacrev)``.
+    """
+    xi = None if x is None else x.expand(*h.shape[:-1], x.shape[-1])
+    closed = cell.step_jacobian(params, h, xi)
+    if closed is None:
+        return vmap(jacrev(step_map(cell, params, x)))(h)
+    J = closed.matrix.expand(h.shape[0], -1, -1)
+    if closed.left is not None:
+        J = closed.left[..., :, None] * J
+    if closed.right is not None:
+        J = J * closed.right[..., None, :]
+    eye = torch.eye(h.shape[-1], dtype=J.dtype, device=J.device)
+    return J + closed.identity * eye if closed.identity else J.clone()
+
+
 def linearize(
     cell: Cell,
     params: Mapping[str, torch.Tensor],
     points: torch.Tensor,
     x: torch.Tensor | None = None,
     margin: float = 1e-6,
+    vectors: bool = True,
 ) -> FixedPoints:
     """Jacobians, eigen-decompositions and stability classes at given points ``(n, N)``.
 
     No search: ``points`` are taken as they are (their residuals are reported). ``params`` and
-    ``x`` are used as given (pass float64 for float64 results).
+    ``x`` are used as given (pass float64 for float64 results). ``vectors=False`` computes only
+    the eigenvalues (about a third of the cost); the eigenvectors then follow on first access.
     """
     F = step_map(cell, params, x)
     n, N = points.shape
     if n == 0:
         cz = torch.zeros(0, N, N, dtype=torch.complex128, device=points.device)
-        return FixedPoints(
+        empty = FixedPoints(
             points,
             torch.zeros(0, dtype=points.dtype, device=points.device),
             torch.zeros(0, N, N, dtype=points.dtype, device=points.device),
             torch.zeros(0, N, dtype=torch.complex128, device=points.device),
-            cz,
-            cz,
             (),
             torch.zeros(0, dtype=torch.long, device=points.device),
             margin,
         )
-    J = vmap(jacrev(F))(points)
+        empty.__dict__["_eigenvectors"] = (cz, cz)
+        return empty
+    J = state_jacobians(cell, params, points, x)
     residuals = torch.linalg.vector_norm(F(points) - points, dim=1)
-    evals, right = torch.linalg.eig(J)
+    evals, right = torch.linalg.eig(J) if vectors else (torch.linalg.eigvals(J), None)
     order = evals.abs().argsort(dim=1, descending=True, stable=True)
     evals = evals.gather(1, order)
-    right = right.gather(2, order[:, None, :].expand_as(right))
-    left = torch.linalg.inv(right)  # rows are left eigenvectors with left @ right = I
     labels, unstable = classify(evals.cpu(), margin)
-    return FixedPoints(
-        points, residuals, J, evals, right, left, tuple(labels), unstable.to(points.device), margin
+    out = FixedPoints(
+        points, residuals, J, evals, tuple(labels), unstable.to(points.device), margin
     )
+    if right is not None:
+        right = right.gather(2, order[:, None, :].expand_as(right))
+        # rows are left eigenvectors with left @ right = I
+        out.__dict__["_eigenvectors"] = (right, torch.linalg.inv(right))
+    return out
+
+
+def _match(found: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """Per row, the permutation ``π`` with ``found[π] ≈ wanted`` (greedy nearest, ``(n, N)``)."""
+    n, N = wanted.shape
+    dist = (found[:, :, None] - wanted[:, None, :]).abs()  # (n, found, wanted)
+    perm = torch.empty(n, N, dtype=torch.long, device=found.device)
+    rows = torch.arange(n, device=found.device)
+    for j in range(N):
+        a = dist[:, :, j].argmin(1)
+        perm[:, j] = a
+        dist[rows, a, :] = torch.inf
+    return perm
 
 
 def solve_fixed_points(
@@ -293,11 +352,12 @@ def solve_fixed_points(
     residual_tol: float = 1e-10,
     dedup_tol: float = 1e-3,
     margin: float = 1e-6,
+    follow: bool = False,
     generator: torch.Generator | None = None,
 ) -> FixedPoints:
     """Return fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (see module).
 
-    This is the model-free entry point (a training monitor passes interpolated ``θ(s)``).
+    The model-free entry point: a training monitor passes interpolated ``θ(s)``.
 
     Parameters
     ----------
@@ -316,44 +376,52 @@ def solve_fixed_points(
     opt_steps, lr:
         Adam steps on the summed speed before the damped Newton iteration (default 0: none)
         and the Adam learning rate.
-    newton_steps:
-        Maximum damped-Newton iterations (each candidate stops once converged).
-    residual_tol:
-        Candidates with ``‖F(h) − h‖ > residual_tol`` after polishing are dropped.
+    newton_steps, residual_tol:
+        Maximum damped-Newton iterations (each candidate stops once converged); candidates
+        with ``‖F(h) − h‖ > residual_tol`` after them are dropped.
     dedup_tol:
-        Relative distance below which two candidates are merged if their midpoint is also
-        fixed (see the module docstring).
+        Relative distance below which two candidates merge if their midpoint is fixed too.
     margin:
         ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`).
+    follow:
+        ``inits`` are known points being followed: no midpoints of close pairs (module
+        docstring), eigenvalues only (:func:`linearize` with ``vectors=False``).
     generator:
         Randomness of drawn initial states (default: seed 0, deterministic).
     """
     _check_solver(cell, residual_tol, dedup_tol, opt_steps, newton_steps)
     p = _float64_params(params, cell)
-    device = next(iter(p.values())).device if p else torch.device("cpu")
-    xi = constant_input(cell, x, device)
+    xi = constant_input(cell, x, device := next(iter(p.values())).device if p else "cpu")
     h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator)
-    F = step_map(cell, p, xi)
-    points = _search(F, h.to(device), opt_steps, lr, newton_steps, residual_tol, dedup_tol)
-    return linearize(cell, p, points, xi, margin)
+    tols = newton_steps, residual_tol, dedup_tol
+    found = _search(cell, p, xi, h.to(device), opt_steps, lr, *tols, follow)
+    return linearize(cell, p, found, xi, margin, vectors=not follow)
 
 
 def _search(
-    F: Map,
+    cell: Cell,
+    p: dict[str, torch.Tensor],
+    x: torch.Tensor | None,
     h: torch.Tensor,
     opt_steps: int,
     lr: float,
     newton_steps: int,
     residual_tol: float,
     dedup_tol: float,
+    follow: bool,
 ) -> torch.Tensor:
-    """Distinct fixed points ``(n, N)`` of ``F`` reached from the candidates ``h``."""
+    """Return the distinct fixed points ``(n, N)`` of the cell's map reached from ``h``."""
+    F = step_map(cell, p, x)
+
+    def jac(h: torch.Tensor) -> torch.Tensor:
+        return state_jacobians(cell, p, h, x)
+
     h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
-    h = _newton(F, _descend(F, h, opt_steps, lr), newton_steps)
+    h = _newton(F, jac, _descend(F, h, opt_steps, lr), newton_steps)
     points, res = _converged(F, h, residual_tol)
     points = _dedup(F, points, res, dedup_tol, residual_tol)
-    if len(points) >= 2:
-        points = _with_midpoints(F, points, newton_steps, residual_tol, dedup_tol)
+    if not follow and len(points) >= 2:
+        points = _with_midpoints(F, jac, points, newton_steps, residual_tol, dedup_tol)
     return points
 
 
@@ -373,7 +441,12 @@ def _check_solver(
 
 
 def _with_midpoints(
-    F: Map, points: torch.Tensor, newton_steps: int, residual_tol: float, dedup_tol: float
+    F: Map,
+    jac: Map,
+    points: torch.Tensor,
+    newton_steps: int,
+    residual_tol: float,
+    dedup_tol: float,
 ) -> torch.Tensor:
     """``points`` plus the fixed points Newton finds from the midpoints of the closest pairs.
 
@@ -385,7 +458,7 @@ def _with_midpoints(
     closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
     i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
     mids, mres = _converged(
-        F, _newton(F, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
+        F, _newton(F, jac, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
     )
     both = torch.cat([points, mids])
     both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
@@ -526,19 +599,18 @@ def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -
     return h.detach()
 
 
-def _newton(F: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
+def _newton(F: Map, jac: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
     """Damped Newton / Levenberg–Marquardt polish (module docstring, step 2), float64."""
     n, N = h.shape
     if n == 0 or steps == 0:
         return h
     h = h.clone()
-    jac = vmap(jacrev(F))
     eye = torch.eye(N, dtype=h.dtype, device=h.device)
     mu = torch.full((n,), 1e-3, dtype=h.dtype, device=h.device)
     eps = torch.finfo(h.dtype).eps
     active = torch.isfinite(h).all(1)
     stalls = torch.zeros(n, dtype=torch.long, device=h.device)
-    fractions = (1.0, 0.5, 0.25)
+    fractions = torch.tensor([1.0, 0.5, 0.25, 0.0], dtype=h.dtype, device=h.device)
     for _ in range(steps):
         idx = active.nonzero()[:, 0]
         if idx.numel() == 0:
@@ -549,14 +621,14 @@ def _newton(F: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
         A = jac(ha) - eye
         newton, info = torch.linalg.solve_ex(A, -r)
         newton = torch.where((info == 0)[:, None] & torch.isfinite(newton), newton, 0.0)
-        AtA = A.mT @ A
-        s = AtA.diagonal(dim1=1, dim2=2).mean(1).clamp_min(eps)
-        lm = torch.linalg.solve_ex(AtA + (m * s)[:, None, None] * eye, -(A.mT @ r[..., None]))[0]
-        lm = torch.nan_to_num(lm[..., 0], 0.0, 0.0, 0.0)
-        steps_ = torch.stack([f * newton for f in fractions] + [lm])  # (4, n_a, N)
-        trials = ha + steps_
-        rt = F(trials.reshape(-1, N)).reshape(trials.shape) - trials
-        qt = rt.square().sum(2)
+        steps_ = fractions[:, None, None] * newton  # the last row (0) holds the LM step
+        qt = torch.full((len(fractions), len(idx)), torch.inf, dtype=h.dtype, device=h.device)
+        qt[:-1] = _speeds(F, ha + steps_[:-1])
+        # the LM step is taken only where no Newton fraction improves q: solve it only there
+        lost = (~(torch.isfinite(qt[:-1]) & (qt[:-1] < q)).any(0)).nonzero()[:, 0]
+        if lost.numel():
+            steps_[-1, lost] = _levenberg_marquardt(A[lost], r[lost], m[lost])
+            qt[-1, lost] = _speeds(F, ha[lost] + steps_[-1, lost])
         better = torch.isfinite(qt) & (qt < q)
         choice = torch.where(better.any(0), better.int().argmax(0), -1)
         ok = choice >= 0
@@ -585,6 +657,21 @@ def _newton(F: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
         )
         active[idx] = ~done
     return h
+
+
+def _levenberg_marquardt(A: torch.Tensor, r: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Return the LM steps ``−(AᵀA + μ s I)⁻¹ Aᵀ r`` (``s`` = mean diagonal of ``AᵀA``)."""
+    AtA = A.mT @ A
+    s = AtA.diagonal(dim1=1, dim2=2).mean(1).clamp_min(torch.finfo(A.dtype).eps)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    lm = torch.linalg.solve_ex(AtA + (mu * s)[:, None, None] * eye, -(A.mT @ r[..., None]))[0]
+    return torch.nan_to_num(lm[..., 0], 0.0, 0.0, 0.0)
+
+
+def _speeds(F: Map, h: torch.Tensor) -> torch.Tensor:
+    """``2 q = ‖F(h) − h‖²`` over the last axis, for ``h`` of shape ``(..., N)``."""
+    flat = h.reshape(-1, h.shape[-1])
+    return (F(flat) - flat).square().sum(1).reshape(h.shape[:-1])
 
 
 def _dedup(

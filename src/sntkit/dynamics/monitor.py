@@ -81,7 +81,17 @@ class BifurcationMonitor:
     extra_metrics:
         ``extra_metrics(params) -> dict`` merged into every row.
     num_inits, init_scale, seed:
-        Random initial states ``N(0, init_scale²)`` added at every check and their seed.
+        Random initial states ``N(0, init_scale²)`` added at every full search and their seed.
+    explore_every:
+        A full search (random and trajectory states, midpoints) at every ``explore_every``-th
+        check; the checks between only follow the previous points by Newton (and ``h = 0``).
+        A followed set whose signature differs from the previous check's triggers a full search
+        at once, so events at known points (a point changing stability, a pitchfork from it)
+        are bracketed by consecutive checks as with full searches. A point born far from the
+        known ones is found only at the next full search, up to ``explore_every · every``
+        steps late, and its event is then looked for between the last two checks only (the
+        straight path between farther checks is not the training path). ``1`` (default):
+        search fully every check.
     finder_kwargs:
         Extra arguments of :func:`~sntkit.dynamics.fixed_points.solve_fixed_points`.
     """
@@ -100,6 +110,7 @@ class BifurcationMonitor:
         num_inits: int = 64,
         init_scale: float = 1.0,
         seed: int = 0,
+        explore_every: int = 1,
         finder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(every, int) or every < 1:
@@ -110,6 +121,10 @@ class BifurcationMonitor:
             raise ValueError(f"fine_window must be >= 0, got {fine_window}")
         if not 0 < tol < 1:
             raise ValueError(f"tol must be in (0, 1), got {tol}")
+        if isinstance(explore_every, bool) or not isinstance(explore_every, int):
+            raise TypeError(f"explore_every must be an int, got {type(explore_every).__name__}")
+        if explore_every < 1:
+            raise ValueError(f"explore_every must be >= 1, got {explore_every}")
         self.cell = as_cell(model)
         self.x = None if x is None else x.detach().to(torch.float64)
         self.every = every
@@ -121,6 +136,8 @@ class BifurcationMonitor:
         self.num_inits = num_inits
         self.init_scale = init_scale
         self.seed = seed
+        self.explore_every = explore_every
+        self._checks = 0
         self._warned_radius = False
         self.finder_kwargs = dict(finder_kwargs or {})
         #: ``(step, params, signature)`` of the previous check
@@ -184,7 +201,7 @@ class BifurcationMonitor:
             msg = f"step {step}: {problem}; no fixed points or events recorded for this check"
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
             return {"step": step, "loss": loss, "warning": msg}, []
-        sig = Signature.of(self.fixed_points(p, trajectory))
+        sig, full = self._search(p, trajectory)
         events: list[Bifurcation] = []
         anchor, prev = self.anchor, self.prev  # the anchor is an earlier check, so prev is set
         if (
@@ -198,7 +215,8 @@ class BifurcationMonitor:
             self.last_event_step = step
             self.events.extend(events)
         self._record(step, sig)
-        row = {"step": step, "loss": loss, **self.fixed_point_metrics(sig.points, p)}
+        row = {"step": step, "loss": loss, "full_search": full}
+        row |= self.fixed_point_metrics(sig.points, p)
         if self.extra_metrics is not None:
             row.update(self.extra_metrics(p))
         self.prev = (step, p, sig)
@@ -238,6 +256,19 @@ class BifurcationMonitor:
             events.append(ev)
         # both ends were re-solved with each other's points: keep the richer sets
         return events, path.end if len(path.end) > len(sig) else sig
+
+    def _search(
+        self, p: dict[str, torch.Tensor], trajectory: torch.Tensor | None
+    ) -> tuple[Signature, bool]:
+        """Return the check's signature and whether a full search made it (``explore_every``)."""
+        count, self._checks = self._checks, self._checks + 1
+        if self.prev is not None and self.anchor is not None and count % self.explore_every:
+            kwargs = self.finder_kwargs | {"follow": True}
+            known = self.prev[2].points.locations.cpu()
+            followed = Signature.of(solve_fixed_points(self.cell, p, self.x, known, **kwargs))
+            if not followed.degenerate and not self.anchor[2].differs(followed):
+                return followed, False
+        return Signature.of(self.fixed_points(p, trajectory)), True
 
     def fixed_point_metrics(
         self, fps: FixedPoints, params: Mapping[str, torch.Tensor]
@@ -347,6 +378,7 @@ class BifurcationMonitor:
             "last_event_step": self.last_event_step,
             "track_ids": list(self._ids),
             "next_id": self._next_id,
+            "checks": self._checks,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -357,6 +389,7 @@ class BifurcationMonitor:
         n = 0 if self.prev is None else len(self.prev[2])
         self._ids = list(state.get("track_ids", range(n)))
         self._next_id = int(state.get("next_id", n))
+        self._checks = int(state.get("checks", 0))
 
     def _unpack(
         self, entry: Mapping[str, Any] | None

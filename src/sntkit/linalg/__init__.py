@@ -9,6 +9,8 @@ device and dtype, so a seed gives the same result on every device.
 * :func:`effective_rank` (participation, stable, entropy), :func:`variance_rank`,
   :func:`participation_ratio` (exact, of a dense matrix).
 * :func:`eigsh`, :func:`svds`, :func:`spectral_norm` — block Krylov eigensolver.
+* :func:`warm_sketch` — trace, ``‖A‖_F²``, ranks and top eigenvalues of a slowly changing
+  operator from one warm-started block product (a training-loop tracker's estimator).
 
 Applied to a Gram operator ``J J^*`` (an NTK), ``eigsh``, ``svds``, ``trace``,
 ``frobenius_norm``, ``cosine_similarity`` and ``effective_rank`` work on the smaller of
@@ -19,11 +21,13 @@ from sntkit.linalg.eigen import EigshInfo, eigsh, spectral_norm, svds
 from sntkit.linalg.estimate import Estimate
 from sntkit.linalg.norms import compare, cosine_similarity, frobenius_norm
 from sntkit.linalg.rank import effective_rank, participation_ratio, variance_rank
+from sntkit.linalg.spectral_sketch import SpectralSketch, warm_sketch
 from sntkit.linalg.trace import exact_diagonal, trace
 
 __all__ = [
     "EigshInfo",
     "Estimate",
+    "SpectralSketch",
     "compare",
     "cosine_similarity",
     "effective_rank",
@@ -35,4 +39,5 @@ __all__ = [
     "svds",
     "trace",
     "variance_rank",
+    "warm_sketch",
 ]

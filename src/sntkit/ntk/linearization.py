@@ -48,6 +48,10 @@ TILE_BYTES = 2**20
 #: ... but never fewer rows than this: the step GEMM ``(rows·k, N) × (N, N)`` loses more to
 #: small tiles than the cache gains (measured at N = 256: 13 % slower with 51-row tiles)
 TILE_MIN_ROWS = 256
+#: a Fisher product's tile ``(T, rows, k, N)`` goes forward and back within this many bytes
+#: (the two cores' L2), with at least ``FISHER_TILE_MIN_ROWS`` rows so each GEMM stays efficient
+FISHER_TILE_BYTES = 4 * 2**20
+FISHER_TILE_MIN_ROWS = 64
 
 
 class CellLinearization:
@@ -234,57 +238,96 @@ class CellLinearization:
         return max(1, min(B, max(rows, TILE_MIN_ROWS)))
 
     def _fused_jacobian_fwd(self, V: torch.Tensor) -> torch.Tensor:
-        """Apply ``J`` tile by tile in the batch.
-
-        For each step: site GEMM, ``D_δ f`` and the step of ``P`` on the tile while it (and the
-        previous step's tile) are in cache.
-        """
+        """Apply ``J`` tile by tile in the batch (:meth:`_fwd_tile` on each tile of ``Y``)."""
         T, B, N = self.prev_tm.shape
         k = V.shape[0]
-        S, (Wg,), jac = self.site_mats[self.groups[0]], self._site_weights(V), self.prop.jac
-        assert jac is not None
-        Y = S.new_empty(T, B, k, N)
+        Wg = self._site_weights(V)[0]
+        Y = Wg.new_empty(T, B, k, N)
         tile = self._batch_tile(k)
-        buf = S.new_empty(tile * k, N)
+        buf = Wg.new_empty(tile * k, N)
         for b0 in range(0, B, tile):
             rows = slice(b0, min(B, b0 + tile))
-            for t in range(T):
-                Yt = Y[t, rows]
-                torch.mm(S[t * B + rows.start : t * B + rows.stop], Wg.T, out=Yt.view(-1, k * N))
-                if isinstance(jac.offset, torch.Tensor):
-                    Yt.mul_(jac.offset[t, rows, None])
-                elif jac.offset != 1.0:
-                    Yt.mul_(jac.offset)
-                if t:
-                    self.prop.closed_jvp_(t, Y[t - 1, rows], Yt, buf, rows)
+            self._fwd_tile(Wg, rows, Y[:, rows], buf)
         return Y
 
     def _fused_jacobian_adj(self, E: torch.Tensor) -> torch.Tensor:
-        """Apply ``J^*`` tile by tile, backward in time (overwrites ``E``).
-
-        The step of ``P^*``, then ``D_δ f^*`` and the site GEMM accumulated into ``(k·N, m)``
-        while the tile is in cache.
-        """
-        T, B, k, N = E.shape
-        S, jac = self.site_mats[self.groups[0]], self.prop.jac
-        assert jac is not None
-        G = E.new_zeros(k * N, S.shape[1])
+        """Apply ``J^*`` tile by tile, backward in time (:meth:`_adj_tile`; overwrites ``E``)."""
+        _, B, k, N = E.shape
+        G = E.new_zeros(k * N, self.site_mats[self.groups[0]].shape[1])
         tile = self._batch_tile(k)
         buf, scaled = E.new_empty(tile * k, N), E.new_empty(tile * k * N)
         for b0 in range(0, B, tile):
             rows = slice(b0, min(B, b0 + tile))
-            for t in range(T - 1, -1, -1):
-                Et = E[t, rows]
-                if t < T - 1:
-                    self.prop.closed_vjp_(t + 1, E[t + 1, rows], Et, buf, rows)
-                if isinstance(jac.offset, torch.Tensor):  # E[t] still feeds step t-1: a copy
-                    Et = torch.mul(
-                        Et, jac.offset[t, rows, None], out=scaled[: Et.numel()].view_as(Et)
-                    )
-                G.addmm_(Et.view(-1, k * N).T, S[t * B + rows.start : t * B + rows.stop])
-        if not isinstance(jac.offset, torch.Tensor) and jac.offset != 1.0:
-            G.mul_(jac.offset)
-        return self._site_grads([G.view(k, N, -1)])
+            self._adj_tile(E[:, rows], rows, G, buf, scaled)
+        return self._site_grads([self._offset_scaled(G).view(k, N, -1)])
+
+    def _fused_fisher(self, V: torch.Tensor) -> torch.Tensor:
+        """Apply ``J^* J`` tile by tile, each tile forward through all T steps and straight back.
+
+        The tile's ``(T, rows, k, N)`` block is then read back from cache instead of from memory
+        (the whole ``(T, B, k, N)`` block of two separate passes outgrows the caches as ``T·B``
+        grows).
+        """
+        T, B, N = self.prev_tm.shape
+        k = V.shape[0]
+        Wg = self._site_weights(V)[0]
+        G = Wg.new_zeros(k * N, self.site_mats[self.groups[0]].shape[1])
+        per_row = T * k * N * self.prev_tm.element_size()
+        tile = max(1, min(B, max(FISHER_TILE_BYTES // per_row, FISHER_TILE_MIN_ROWS)))
+        Y = Wg.new_empty(T, tile, k, N)
+        buf, scaled = Wg.new_empty(tile * k, N), Wg.new_empty(tile * k * N)
+        for b0 in range(0, B, tile):
+            rows = slice(b0, min(B, b0 + tile))
+            Yt = Y[:, : rows.stop - rows.start]
+            self._fwd_tile(Wg, rows, Yt, buf)
+            self._adj_tile(Yt, rows, G, buf, scaled)
+        return self._site_grads([self._offset_scaled(G).view(k, N, -1)])
+
+    def _fwd_tile(self, Wg: torch.Tensor, rows: slice, Y: torch.Tensor, buf: torch.Tensor) -> None:
+        """Apply ``J`` on the batch rows ``rows`` into ``Y`` ``(T, rows, k, N)``.
+
+        For each step the site GEMM, ``D_δ f`` and the step of ``P``, while the tile's step
+        blocks are in cache.
+        """
+        S, jac = self.site_mats[self.groups[0]], self.prop.jac
+        assert jac is not None
+        T, _, k, N = Y.shape
+        B = self.prev_tm.shape[1]
+        for t in range(T):
+            Yt = Y[t]
+            torch.mm(S[t * B + rows.start : t * B + rows.stop], Wg.T, out=Yt.view(-1, k * N))
+            if isinstance(jac.offset, torch.Tensor):
+                Yt.mul_(jac.offset[t, rows, None])
+            elif jac.offset != 1.0:
+                Yt.mul_(jac.offset)
+            if t:
+                self.prop.closed_jvp_(t, Y[t - 1], Yt, buf, rows)
+
+    def _adj_tile(
+        self, E: torch.Tensor, rows: slice, G: torch.Tensor, buf: torch.Tensor, scaled: torch.Tensor
+    ) -> None:
+        """Apply ``J^*`` to the rows ``rows`` of ``E`` ``(T, rows, k, N)``, backward in time.
+
+        The step of ``P^*``, then ``D_δ f^*`` and the site GEMM accumulated into ``G``
+        ``(k·N, m)`` (overwrites ``E``; a scalar offset is applied to ``G`` afterwards).
+        """
+        S, jac = self.site_mats[self.groups[0]], self.prop.jac
+        assert jac is not None
+        T, _, k, N = E.shape
+        B = self.prev_tm.shape[1]
+        for t in range(T - 1, -1, -1):
+            Et = E[t]
+            if t < T - 1:
+                self.prop.closed_vjp_(t + 1, E[t + 1], Et, buf, rows)
+            if isinstance(jac.offset, torch.Tensor):  # E[t] still feeds step t-1: a copy
+                Et = torch.mul(Et, jac.offset[t, rows, None], out=scaled[: Et.numel()].view_as(Et))
+            G.addmm_(Et.view(-1, k * N).T, S[t * B + rows.start : t * B + rows.stop])
+
+    def _offset_scaled(self, G: torch.Tensor) -> torch.Tensor:
+        offset = self.prop.jac.offset if self.prop.jac is not None else 1.0
+        if not isinstance(offset, torch.Tensor) and offset != 1.0:
+            G.mul_(offset)
+        return G
 
     def jacobian_fwd_tm(self, V: torch.Tensor) -> torch.Tensor:
         """``J = P D_θ f``: ``(k, P)`` -> time-major ``(T, B, k, N)``."""
@@ -312,4 +355,6 @@ class CellLinearization:
 
     def fisher(self, V: torch.Tensor) -> torch.Tensor:
         """``F = J^* J`` (self-adjoint)."""
+        if self.fused:
+            return self._fused_fisher(V)
         return self.jacobian_adj_tm(self.jacobian_fwd_tm(V))

@@ -8,12 +8,17 @@ records, per ``metrics``:
 
 * ``"ranks"``: stable rank ``tr A / λ_max`` and participation rank ``(tr A)² / ‖A‖_F²`` of
   ``A`` = the smaller of ``NTK_S`` and the Fisher ``F = J^* J`` (same nonzero spectrum), with
-  jackknife error bars (``*_err``, :func:`sntkit.linalg.effective_rank`, ``rank_matvecs``);
-  ``λ_max`` is the warm-started top eigenvalue below;
-* ``"eigenvalues"``: the top ``top_k`` eigenvalues ``eig_0 ≥ … `` of ``A``, warm-started: a
-  Rayleigh–Ritz step on ``span(X, A X)`` of the previous check's eigenvectors ``X`` (``2k``
-  products) is accepted when every Ritz residual is ``≤ eig_tol · θ_1``, else the block Krylov
-  :func:`sntkit.linalg.eigsh` runs from scratch;
+  jackknife error bars (``*_err``); ``λ_max`` is the top eigenvalue below;
+* ``"eigenvalues"``: the top ``top_k`` eigenvalues ``eig_0 ≥ …`` of ``A`` with error estimates
+  ``eig_i_err``.
+
+  Both come from **one** block product per check (:func:`sntkit.linalg.warm_sketch`): ``A``
+  applied to the previous check's ``top_k`` eigenvector estimates and to
+  ``rank_matvecs`` sign probes deflated off them gives the trace and ``‖A‖_F²`` (deflated
+  Hutchinson), the Ritz values with their error estimates, and the next check's eigenvector
+  estimates (one power step). When an error estimate exceeds ``eig_tol · eig_0`` (the top
+  eigenspace moved too far since the last check) the block Krylov :func:`sntkit.linalg.eigsh`
+  solves afresh; the first check always does;
 * ``"views"``: participation ranks of the temporal ``tr_N(NTK_S)/N`` and spatial
   ``tr_{B,T}(NTK_S)/(BT)`` views with error bars (:meth:`~sntkit.ntk.StateNTK.
   view_participation`);
@@ -39,14 +44,15 @@ import torch
 from torch import nn
 
 from sntkit.dynamics.monitor import BifurcationMonitor, nonfinite
-from sntkit.linalg import effective_rank, eigsh, trace
-from sntkit.linalg.eigen import rayleigh_ritz
-from sntkit.linalg.orthogonal import orth_against
+from sntkit.linalg import eigsh, warm_sketch
 from sntkit.models.resolve import resolve_model
 from sntkit.ntk.state_ntk import StateNTK, state_ntk
 from sntkit.operators import Operator
 
 METRICS = ("ranks", "eigenvalues", "views", "spectral_radius", "fixed_points")
+#: what a check computes unless ``metrics`` says otherwise: all but the views, whose separate
+#: probes would double a check's cost (benchmarks/tracker_bench.py)
+DEFAULT_METRICS = ("ranks", "eigenvalues", "spectral_radius", "fixed_points")
 
 
 class Tracker:
@@ -67,11 +73,12 @@ class Tracker:
     every, fine_every, fine_window:
         Check interval; denser interval for ``fine_window`` steps after an event.
     metrics:
-        A subset of :data:`METRICS` (default: all).
+        A subset of :data:`METRICS` (default :data:`DEFAULT_METRICS`: all but ``"views"``).
     top_k, eig_tol:
-        Number of eigenvalues and the relative residual of their solve.
+        Number of eigenvalues and their accepted relative error.
     rank_matvecs:
-        Probe budget of each rank estimate.
+        Sign probes per check of the trace and ``‖A‖_F²`` (the ranks' error bars shrink as
+        ``1/sqrt(rank_matvecs)``).
     sinks:
         Sinks (``CSVSink``, ``ParquetSink``, a ``SummaryWriter``, an sntkit ``Run``, a callable).
     fixed_point_input:
@@ -82,9 +89,14 @@ class Tracker:
         :func:`~sntkit.ntk.state_ntk` path (``"unrolled"`` is cheapest for a few probes).
     seed:
         Seed of every randomized estimate (the same probes at every check).
+    explore_every:
+        Full fixed-point search at every ``explore_every``-th check, following the known points
+        between them (:class:`~sntkit.dynamics.BifurcationMonitor`; ``1``: every check). A
+        check costs a few SGD steps that way instead of tens.
     monitor_kwargs:
         Further arguments of :class:`~sntkit.dynamics.BifurcationMonitor` (``init_scale``,
-        ``num_inits``, ``recurrent_weight``, ``finder_kwargs``, ...).
+        ``num_inits``, ``tol``, ``recurrent_weight``, ``finder_kwargs``, ...), over
+        :meth:`monitor_defaults`.
     """
 
     def __init__(
@@ -98,15 +110,16 @@ class Tracker:
         every: int = 50,
         fine_every: int | None = None,
         fine_window: int = 0,
-        metrics: Sequence[str] = METRICS,
-        top_k: int = 5,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        top_k: int = 3,
         eig_tol: float = 1e-3,
-        rank_matvecs: int = 32,
+        rank_matvecs: int = 16,
         sinks: Iterable[Any] = (),
         fixed_point_input: torch.Tensor | None = None,
         dtype: torch.dtype | None = None,
         path: str = "auto",
         seed: int = 0,
+        explore_every: int = 5,
         monitor_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         from sntkit.tracking.sinks import as_sink
@@ -140,12 +153,23 @@ class Tracker:
             fine_every=fine_every,
             fine_window=fine_window,
             seed=seed,
-            **dict(monitor_kwargs or {}),
+            **(self.monitor_defaults(every, explore_every) | dict(monitor_kwargs or {})),
         )
         self.rows: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self._eigvecs: torch.Tensor | None = None
         self.warm_hits = 0
+
+    @staticmethod
+    def monitor_defaults(every: int, explore_every: int) -> dict[str, Any]:
+        """Return the monitor settings a tracker uses unless ``monitor_kwargs`` overrides them.
+
+        Cheaper than :class:`~sntkit.dynamics.BifurcationMonitor`'s own defaults, which serve
+        one-off analyses: 16 random states per full search (the trajectory's states and the
+        known points do most of the finding) and events located to 0.2 training steps
+        (``tol = 0.2 / every`` on the path between two checks) instead of ``1e-3`` of it.
+        """
+        return {"explore_every": explore_every, "num_inits": 16, "tol": min(1e-2, 0.2 / every)}
 
     # ------------------------------------------------------------------ loop API
     def due(self, step: int) -> bool:
@@ -178,11 +202,8 @@ class Tracker:
         row: dict[str, Any] = {"step": step, "loss": loss}
         op = ntk.spectral_operator
         if "eigenvalues" in self.metrics or "ranks" in self.metrics:
-            values = self.top_eigenvalues(op)
-            if "eigenvalues" in self.metrics:
-                row |= {f"eig_{i}": float(v) for i, v in enumerate(values)}
-            if "ranks" in self.metrics:
-                row |= self._ranks(op, float(values[0]))
+            spectrum = self.spectrum(op)
+            row |= {k: v for k, v in spectrum.items() if _wanted(k, self.metrics)}
         if "views" in self.metrics:
             row |= self._views(ntk)
         events: list[dict[str, Any]] = []
@@ -209,29 +230,28 @@ class Tracker:
             path=self.path,
         )
 
-    def top_eigenvalues(self, op: Operator) -> torch.Tensor:
-        """Top ``top_k`` eigenvalues of ``op``, warm-started from the previous eigenvectors."""
-        k = min(self.top_k, op.size_in)
-        X = self._eigvecs
-        if X is not None and X.shape == (k, *op.shape_in):
-            Q = orth_against(torch.cat([X.reshape(k, -1), _flat(op.matmat(X))]), None)
-            AQ = _flat(op.matmat(Q.reshape(-1, *op.shape_in)))
-            theta, _, V, residual = rayleigh_ritz(Q @ AQ.T, Q, AQ, k)
-            if len(theta) >= k and bool((residual <= self.eig_tol * theta[0].abs()).all()):
-                self._eigvecs = V.reshape(k, *op.shape_in)
-                self.warm_hits += 1
-                return theta[:k]
-        values, vectors = eigsh(op, k, tol=self.eig_tol, seed=self.seed)
-        self._eigvecs = vectors
-        return values
-
-    def _ranks(self, op: Operator, lam_max: float) -> dict[str, float]:
-        tr = trace(op, num_matvecs=self.rank_matvecs, seed=self.seed)
-        part = effective_rank(op, "participation", self.rank_matvecs, seed=self.seed)
-        scale = max(lam_max, torch.finfo(torch.float64).tiny)
-        return {
-            "stable_rank": tr.value / scale,
-            "stable_rank_err": tr.stderr / scale,
+    def spectrum(self, op: Operator) -> dict[str, float]:
+        """Top eigenvalues and ranks of ``op`` from one warm-started block (module docstring)."""
+        k = max(1, min(self.top_k, op.size_in - 2))
+        p = min(self.rank_matvecs, op.size_in - k)
+        warm = self._eigvecs is not None and self._eigvecs.shape == (k, *op.shape_in)
+        if not warm:
+            self._eigvecs = eigsh(op, k, tol=self.eig_tol, seed=self.seed)[1]
+        sketch = warm_sketch(op, k, p, self._eigvecs, seed=self.seed)
+        values, errors = sketch.eigenvalues, sketch.errors
+        if bool((errors <= self.eig_tol * values[0].abs()).all()):
+            self._eigvecs = sketch.basis
+            self.warm_hits += warm
+        else:  # the top eigenspace moved too far for one power step: solve afresh
+            values, self._eigvecs = eigsh(op, k, tol=self.eig_tol, seed=self.seed)
+            errors = torch.full_like(values, self.eig_tol * float(values[0].abs()))
+        top = max(float(values[0]), torch.finfo(torch.float64).tiny)
+        tr, part = sketch.trace, sketch.participation
+        row = {f"eig_{i}": float(v) for i, v in enumerate(values)}
+        row |= {f"eig_{i}_err": float(e) for i, e in enumerate(errors)}
+        return row | {
+            "stable_rank": tr.value / top,
+            "stable_rank_err": tr.stderr / top,
             "participation_rank": part.value,
             "participation_rank_err": part.stderr,
         }
@@ -279,8 +299,8 @@ class Tracker:
         self.events = [dict(e) for e in state.get("events", [])]
 
 
-def _flat(X: torch.Tensor) -> torch.Tensor:
-    return X.reshape(X.shape[0], -1)
+def _wanted(key: str, metrics: Sequence[str]) -> bool:
+    return ("eigenvalues" if key.startswith("eig_") else "ranks") in metrics
 
 
 def last_finite(rows: Sequence[Mapping[str, Any]], key: str) -> float:

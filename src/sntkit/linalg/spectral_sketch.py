@@ -1,0 +1,170 @@
+"""One-block spectral summary of a slowly changing PSD operator, warm-started between calls.
+
+A training-loop tracker asks the same questions of ``A_t`` (an sNTK or its Fisher) at every
+check — trace, Frobenius norm, top eigenvalues, stable and participation ranks — while ``A_t``
+moves little between checks. :func:`warm_sketch` answers all of them from **one** block product
+``A [Q; Z']`` with ``Q`` (``k`` orthonormal rows) the previous call's top eigenvector estimates
+and ``Z' = (I − QQ^T) Z`` ``m`` sign probes deflated off ``Q`` (the deflation of Hutch++, Meyer et
+al. 2021, with the sketch ``Q`` carried over from the last check instead of paid for again, as in
+dynamic trace estimation, Dharangutte & Musco 2021):
+
+* ``tr A = tr(Q A Q^T) + E[z'^T A z']`` and ``‖A‖_F² = ‖A Q^T‖_F² + E‖A z'‖²`` (``P = Q^TQ``:
+  ``‖A‖_F² = ‖A P‖_F² + ‖A (I − P)‖_F²``); both are unbiased for every ``Q``, and their variance
+  is that of the deflated remainder only — small when ``Q`` holds the dominant directions, as it
+  does on a collapsed sNTK;
+* participation rank ``(tr A)² / ‖A‖_F²`` and stable rank ``tr A / λ_1`` with jackknife errors
+  over the ``m`` probes (:func:`~sntkit.linalg.estimate.jackknife`);
+* Rayleigh–Ritz on ``span[Q; Z']`` (every product is already there): Ritz values
+  ``θ_1 ≥ … ≥ θ_k`` with ``θ_i ≤ λ_i`` (Cauchy interlacing) and residuals
+  ``r_i = ‖A x_i − θ_i x_i‖``; some eigenvalue lies within ``r_i`` of ``θ_i``, and with the gap
+  ``δ_i = θ_i − θ_{i+1}`` to the next Ritz value the quadratic estimate ``r_i² / δ_i`` is the
+  usual (Kato–Temple) size of ``λ_i − θ_i``;
+* the next call's ``Q`` is ``orth(A X)`` — one step of block power iteration on the Ritz
+  vectors, free from the same products — so the estimates follow the moving top eigenspace.
+
+Cost per call: ``k + m`` applications of ``A`` in one ``matmat``, against ``≥ 3m`` for separate
+trace and participation estimates plus a Krylov solve. Without a previous ``Q`` (the first call)
+``Q = orth(A S)`` for ``k`` sign vectors ``S`` costs one more ``matmat`` of ``k``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from sntkit.linalg.eigen import rayleigh_ritz
+from sntkit.linalg.estimate import Estimate, jackknife
+from sntkit.linalg.orthogonal import orth_against
+from sntkit.linalg.probes import flat, make_generator, rademacher
+from sntkit.operators.base import Operator
+from sntkit.operators.validation import positive_int, require_square
+
+WHERE = "warm_sketch"
+
+
+@dataclasses.dataclass
+class SpectralSketch:
+    """What :func:`warm_sketch` learned from one block product (see the module docstring).
+
+    ``eigenvalues``, ``residuals`` and ``errors`` are ``(k,)`` float64 (``errors``: the
+    quadratic estimate ``r_i²/δ_i``, capped by the rigorous ``r_i``); ``basis`` ``(k, *shape_in)``
+    is the warm start of the next call; ``num_matvecs`` counts applications of ``A``.
+    """
+
+    trace: Estimate
+    frobenius_sq: Estimate
+    participation: Estimate
+    stable_rank: Estimate
+    eigenvalues: torch.Tensor
+    residuals: torch.Tensor
+    errors: torch.Tensor
+    basis: torch.Tensor
+    num_matvecs: int
+
+
+def warm_sketch(
+    op: Operator,
+    k: int,
+    num_probes: int,
+    basis: torch.Tensor | None = None,
+    *,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> SpectralSketch:
+    """Trace, ``‖A‖_F²``, ranks and top-``k`` eigenvalues of a symmetric PSD ``op`` (module).
+
+    Parameters
+    ----------
+    op:
+        Symmetric positive semidefinite square operator (e.g. an sNTK's Fisher side).
+    k:
+        Number of top eigenvalues (and rows of the warm basis), ``1 <= k < op.size_in``.
+    num_probes:
+        Sign probes ``m >= 2`` of the deflated remainder (the error bars need two).
+    basis:
+        The previous call's :attr:`SpectralSketch.basis` ``(k, *op.shape_in)``, or ``None``.
+    seed, generator:
+        Randomness of the probes (the same seed gives the same probes at every call).
+    """
+    op = _check(op, k, num_probes, basis)
+    gen = make_generator(seed, generator)
+    if basis is None:
+        Q = orth_against(_apply(op, rademacher(k, op.shape_in, op, gen)), None)
+    else:
+        Q = orth_against(flat(basis).to(op.dtype), None)
+    matvecs = k if basis is None else 0
+    Z = flat(rademacher(num_probes, op.shape_in, op, gen))
+    Zp = Z - (Z @ Q.T) @ Q
+    images = _apply(op, torch.cat([Q, Zp]))
+    matvecs += Q.shape[0] + num_probes
+    AQ, AZp = images[: Q.shape[0]].double(), images[Q.shape[0] :].double()
+    Qd, Zd = Q.double(), Zp.double()
+    base = torch.stack([(Qd * AQ).sum(), AQ.square().sum()])
+    samples = torch.stack([(Zd * AZp).sum(1), AZp.square().sum(1)])
+    trace_est = jackknife(base, samples, lambda x: x[0], matvecs)
+    fro_est = jackknife(base, samples, lambda x: x[1], matvecs)
+    part_est = jackknife(base, samples, lambda x: x[0] ** 2 / x[1], matvecs)
+    theta, residuals, errors, X, AX = _ritz(Qd, AQ, Zd, AZp, k)
+    top = float(theta[0]) if float(theta[0]) > 0 else float("nan")
+    stable = jackknife(base, samples, lambda x: x[0] / top, matvecs)
+    next_basis = orth_against(AX, None)
+    if next_basis.shape[0] < k:  # A X rank-deficient (A of rank < k): keep the Ritz vectors
+        next_basis = X
+    return SpectralSketch(
+        trace_est,
+        fro_est,
+        part_est,
+        stable,
+        theta,
+        residuals,
+        errors,
+        next_basis.to(op.dtype).reshape(k, *op.shape_in),
+        matvecs,
+    )
+
+
+def _check(op: Operator, k: int, num_probes: int, basis: torch.Tensor | None) -> Operator:
+    """Return ``op`` after checking the arguments of :func:`warm_sketch` (errors name them)."""
+    op = require_square(op, "op", WHERE)
+    positive_int(k, "k", WHERE)
+    positive_int(num_probes, "num_probes", WHERE, 2)
+    if k + num_probes > op.size_in:
+        raise ValueError(
+            f"{WHERE}: k + num_probes = {k + num_probes} exceeds the operator size {op.size_in};"
+            " use fewer probes or compute the spectrum densely"
+        )
+    if basis is not None and (
+        not isinstance(basis, torch.Tensor) or tuple(basis.shape) != (k, *op.shape_in)
+    ):
+        got = tuple(basis.shape) if isinstance(basis, torch.Tensor) else type(basis).__name__
+        raise ValueError(
+            f"{WHERE}: basis must be the previous sketch's basis of shape "
+            f"{(k, *op.shape_in)}, got {got}; pass basis=None to start cold"
+        )
+    return op
+
+
+def _apply(op: Operator, X: torch.Tensor) -> torch.Tensor:
+    return flat(op.matmat(X.reshape(X.shape[0], *op.shape_in)))
+
+
+def _ritz(
+    Q: torch.Tensor, AQ: torch.Tensor, Zp: torch.Tensor, AZp: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rayleigh–Ritz on ``span[Q; Z']`` from the products already computed.
+
+    ``Z'^T = U R`` (QR) gives the orthonormal rows ``U^T = R^{-T} Z'`` with images
+    ``R^{-T} A Z'``; rows of ``Z'`` that are numerically dependent are dropped first.
+    """
+    U, R = torch.linalg.qr(Zp.T)
+    keep = R.diagonal().abs() > 1e-10 * R.diagonal().abs().max().clamp_min(1e-300)
+    U, R = U[:, keep], R[keep][:, keep]
+    AU = torch.linalg.solve_triangular(R.T, AZp[keep], upper=False)
+    basis, images = torch.cat([Q, U.T]), torch.cat([AQ, AU])
+    theta, S, X, residuals = rayleigh_ritz(basis @ images.T, basis, images, k)
+    # the gap to the next Ritz value; none beyond the basis (k = its size) leaves only r_i
+    following = torch.cat([theta[1 : k + 1], theta.new_full((k,), -torch.inf)])[:k]
+    gaps = (theta[:k] - following).clamp_min(torch.finfo(theta.dtype).tiny)
+    errors = torch.minimum(residuals, residuals.square() / gaps)
+    return theta[:k], residuals, errors, X, S[:, :k].T @ images
