@@ -17,7 +17,7 @@ upward loss spikes, total variation of log-loss, final loss, large drops (30 % i
 those at a bifurcation, wall time of training (for the policy including its tracker), and the
 fraction of steps the preconditioner was on (``--kinds`` selects the runs).
 
-    python benchmarks/tracker_bench.py overhead [--quick] [--json PATH]
+    python benchmarks/tracker_bench.py overhead [--quick] [--iterations N] [--configs WORD ...]
     python benchmarks/tracker_bench.py policy --seeds 0 1 2 3 4 [--quick] [--json PATH]
 """
 
@@ -41,7 +41,9 @@ from sntkit.tracking import METRICS, BifurcationAwarePolicy, Tracker
 CHECK_EVERY, DROP_WINDOW = 50, 20
 
 
-def overhead(task: StudentTeacherTask, steps: int) -> dict[str, dict[str, float]]:
+def overhead(
+    task: StudentTeacherTask, steps: int, only: list[str] | None = None
+) -> dict[str, dict[str, float]]:
     h0, T = task.h0, task.steps
     probe = {"h0": h0[:32]}  # the probe batch a user tracks on: 32 of the 256 sequences
     init = {"init_scale": 1.5}
@@ -70,6 +72,8 @@ def overhead(task: StudentTeacherTask, steps: int) -> dict[str, dict[str, float]
     }
     out = {}
     for name, cfg in configs.items():
+        if only and not any(word in name for word in only):
+            continue
         student = make_student(h0.shape[1], gain=0.85, seed=0)
         opt = torch.optim.SGD(student.parameters(), lr=APP_B["lr"])
         tracker = Tracker(student, h0=cfg.pop("h0", h0), steps=T, every=CHECK_EVERY, **cfg)
@@ -185,13 +189,14 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--kinds", nargs="+", default=["sgd", "natural_gradient", "policy"])
     ap.add_argument("--rank-below", type=float, default=1.5, help="policy's stable-rank threshold")
+    ap.add_argument("--configs", nargs="+", help="overhead: only the rows whose name has a word")
     args = parse(ap)
     n, B, T = (32, 64, 10) if args.quick else (APP_B["n"], APP_B["batch"], APP_B["steps_T"])
     print(f"machine: {machine()}; N={n}, B={B}, T={T}")
     result: dict = {"N": n, "B": B, "T": T}
     if args.what == "overhead":
         task = StudentTeacherTask.build(n, B, T, seed=0)
-        res = overhead(task, args.iterations or (100 if args.quick else 1500))
+        res = overhead(task, args.iterations or (100 if args.quick else 1500), args.configs)
         rows = [
             (
                 k,
