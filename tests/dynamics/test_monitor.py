@@ -164,3 +164,17 @@ def test_a_followed_set_that_changes_triggers_a_full_search():
 def test_explore_every_is_a_positive_int(value, exc):
     with pytest.raises(exc, match="explore_every"):
         BifurcationMonitor(RNN(2, 0), explore_every=value)
+
+
+def test_a_trajectory_function_is_called_only_by_full_searches():
+    cell = RNN(2, 0, form="post", dtype=torch.float64)
+    calls = []
+
+    def states():
+        calls.append(1)
+        return torch.zeros(1, 3, 2, dtype=torch.float64)
+
+    mon = BifurcationMonitor(cell, every=1, num_inits=8, explore_every=3)
+    rows = [mon.check(s, _fold_path(0), trajectory=states)[0] for s in range(7)]
+    assert [r["full_search"] for r in rows] == [True, False, False, True, False, False, True]
+    assert len(calls) == 3

@@ -60,6 +60,8 @@ from sntkit.models.cell import Cell
 from sntkit.models.torch_adapter import as_cell
 
 ExtraMetrics = Callable[[dict[str, torch.Tensor]], Mapping[str, Any]]
+#: states ``(B, T, N)`` seeding a full search, or a function computing them only then
+Trajectory = torch.Tensor | Callable[[], torch.Tensor] | None
 
 
 class BifurcationMonitor:
@@ -162,7 +164,7 @@ class BifurcationMonitor:
     def fixed_points(
         self,
         params: Mapping[str, torch.Tensor],
-        trajectory: torch.Tensor | None = None,
+        trajectory: Trajectory = None,
         extra: torch.Tensor | None = None,
     ) -> FixedPoints:
         """Return fixed points at ``params``, warm-started from the previous check and ``extra``."""
@@ -171,6 +173,8 @@ class BifurcationMonitor:
         inits = [self.init_scale * torch.randn(self.num_inits, N, generator=g, dtype=torch.float64)]
         if self.prev is not None and len(self.prev[2]):
             inits.append(self.prev[2].points.locations.cpu())
+        if callable(trajectory):
+            trajectory = trajectory()
         if trajectory is not None:
             flat = trajectory.detach().reshape(-1, N).to(torch.float64).cpu()
             idx = torch.randint(0, flat.shape[0], (self.num_inits,), generator=g)
@@ -185,12 +189,13 @@ class BifurcationMonitor:
         params: Mapping[str, torch.Tensor],
         *,
         loss: float | None = None,
-        trajectory: torch.Tensor | None = None,
+        trajectory: Trajectory = None,
     ) -> tuple[dict[str, Any], list[Bifurcation]]:
         """Record one check; returns the metrics row and the events since the previous check.
 
         ``params`` are the model's parameters by name (copied; the model is not touched),
-        ``trajectory`` optional states ``(B, T, N)`` to seed the search.
+        ``trajectory`` optional states ``(B, T, N)`` to seed the search, or a function
+        returning them (called only when the check searches fully, see ``explore_every``).
         """
         p = {
             k: v.detach().to(device="cpu", dtype=torch.float64, copy=True)
@@ -257,9 +262,7 @@ class BifurcationMonitor:
         # both ends were re-solved with each other's points: keep the richer sets
         return events, path.end if len(path.end) > len(sig) else sig
 
-    def _search(
-        self, p: dict[str, torch.Tensor], trajectory: torch.Tensor | None
-    ) -> tuple[Signature, bool]:
+    def _search(self, p: dict[str, torch.Tensor], trajectory: Trajectory) -> tuple[Signature, bool]:
         """Return the check's signature and whether a full search made it (``explore_every``)."""
         count, self._checks = self._checks, self._checks + 1
         if self.prev is not None and self.anchor is not None and count % self.explore_every:

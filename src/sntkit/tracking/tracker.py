@@ -34,6 +34,7 @@ invented from a diverged model. Rows go to the sinks (:mod:`sntkit.tracking.sink
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -198,17 +199,20 @@ class Tracker:
             msg = f"step {step}: {problem}; sNTK and fixed points skipped (diverged training?)"
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             return self._emit({"step": step, "loss": loss, "warning": msg}, [])
-        ntk = self._ntk()
+        # the sNTK (and its trajectory) is built only when a metric or a full fixed-point
+        # search needs it: at the probe batch's size the build costs about an SGD step
+        ntk = functools.cache(self._ntk)
         row: dict[str, Any] = {"step": step, "loss": loss}
-        op = ntk.spectral_operator
         if "eigenvalues" in self.metrics or "ranks" in self.metrics:
-            spectrum = self.spectrum(op)
+            spectrum = self.spectrum(ntk().spectral_operator)
             row |= {k: v for k, v in spectrum.items() if _wanted(k, self.metrics)}
         if "views" in self.metrics:
-            row |= self._views(ntk)
+            row |= self._views(ntk())
         events: list[dict[str, Any]] = []
         if "fixed_points" in self.metrics:
-            fp_row, found = self.monitor.check(step, params, loss=loss, trajectory=ntk.states)
+            fp_row, found = self.monitor.check(
+                step, params, loss=loss, trajectory=lambda: ntk().states
+            )
             row |= {k: v for k, v in fp_row.items() if k not in ("step", "loss")}
             events = [e.to_dict() for e in found]
         elif "spectral_radius" in self.metrics:
