@@ -101,6 +101,10 @@ def _analyse_event(
     target = complex(*event.critical_eigenvalue)
     point = torch.tensor(event.critical_point, dtype=torch.float64)
     dec = channel_decomposition(ntk, point, target if math.isfinite(target.real) else 1.0)
+    # the same split of the sNTK of W alone: how much of the gap to 1 the bias channels make
+    weights = channel_decomposition(
+        state_ntk(at, h0, steps=task.steps, trainable=["W"]), point, dec.critical_eigenvalue
+    )
     # landscape along e_g over ±span/‖∇λ_c‖: wide enough to show the amplification peak past
     # g* and its decay (a window of ±0.3/‖∇λ_c‖ only sees the monotone rise up to the peak)
     grad, _ = eigenvalue_gradient(ntk, point, dec.critical_eigenvalue)
@@ -113,6 +117,7 @@ def _analyse_event(
     flip = fit_normal_form(s, landscape, "stability_flip", T=task.steps, sign=1)
     return {
         "decomposition": dec.to_dict(),
+        "decomposition_weights_only": weights.to_dict(),
         "landscape": {
             "s": s.tolist(),
             "values": landscape.tolist(),
@@ -256,6 +261,10 @@ def _summary(config, run, analysis, initial_fps, final_fps, teacher_fps, wall):
     if analysis and "decomposition" in analysis:
         out["dominance_ratio"] = analysis["decomposition"]["dominance_ratio"]
         out["fisher_cosine"] = analysis["decomposition"]["fisher_cosine"]
+        if "decomposition_weights_only" in analysis:  # absent in runs resumed from older ones
+            only = analysis["decomposition_weights_only"]
+            out["dominance_ratio_weights_only"] = only["dominance_ratio"]
+            out["fisher_cosine_weights_only"] = only["fisher_cosine"]
         out["landscape_fit_r2"] = analysis["landscape"]["fit"]["r2"]
         out["landscape_fit_form"] = analysis["landscape"]["fit"]["form"]
         out["landscape_fit_r2_free_sign"] = analysis["landscape"]["fit_free_sign"]["r2"]
