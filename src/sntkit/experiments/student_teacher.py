@@ -5,7 +5,8 @@ with plain full-batch SGD and, at checks, records the loss, the sNTK stable and 
 ranks (with error bars), the spectral radius of ``W`` and the student's fixed points; each change
 of the fixed-point signature between checks is located and classified
 (:class:`sntkit.dynamics.BifurcationMonitor`). At the first event the sNTK is split into the
-bifurcation channel and the rest (dominance ratio) and the landscape along ``e_g`` is fitted by
+bifurcation channel and the rest (dominance ratio; also for the sNTK of ``W`` alone, without the
+bias channels: ``dominance_ratio_weights_only``) and the landscape along ``e_g`` is fitted by
 the matching normal form. Outputs: ``metrics.parquet``, ``events.json``, ``summary.json``,
 ``teacher.pt``, figures ``fig1_training``, ``fig1_phase_portraits``, ``fig1_landscape``,
 ``fig1_bifurcation``.
