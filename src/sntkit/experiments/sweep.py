@@ -73,7 +73,7 @@ import os
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ import yaml
 from sntkit.experiments import io, progress
 from sntkit.experiments.errors import ConfigError
 from sntkit.experiments.registry import Experiment, check_device, get_experiment
-from sntkit.experiments.run import finished_summary, slug
+from sntkit.experiments.run import Run, finished_summary, slug
 
 __all__ = [
     "grid_points",
@@ -489,10 +489,10 @@ def seed_axis(config: Mapping[str, Any]) -> tuple[dict[str, list[int]], dict[str
 
 
 def summarize_seeds(
-    run: Any,
+    run: Run,
     config: Mapping[str, Any],
     tables: Mapping[str, Any],
-    summarize: Any,
+    summarize: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
     """The summary of a seed-axis experiment from the results tables of its sweeps.
 
@@ -571,6 +571,7 @@ def _run_seed_axis(
     ran = 0 if finished_summary(out) is not None else 1
     summary = exp.execute(config, out, resume=(out / "config.json").exists())
     if len(seeds) == 1:  # a single seed's summary is the run's: give it its seed folder too
+        summary = io.to_jsonable(summary)
         io.write_json(out / "seeds" / f"seed={seeds[0]}" / "summary.json", summary)
         summary = {"per_seed": {str(seeds[0]): summary}, "failed_seeds": []}
     failed = set(summary["failed_seeds"])
