@@ -50,6 +50,7 @@ SCALES = {
         "rank_matvecs": 48,
         "student_gain": 0.85,
         "landscape_span": 6.0,
+        "locate_tol": 1e-3,
         "checkpoint_every": 250,
     },
     "paper": {
@@ -61,6 +62,7 @@ SCALES = {
         "rank_matvecs": 96,
         "student_gain": 0.85,
         "landscape_span": 6.0,
+        "locate_tol": 1e-3,
         "checkpoint_every": 2500,
     },
 }
@@ -167,6 +169,7 @@ def _train(
         every=config["check_every"],
         fine_every=config["fine_every"],
         fine_window=config["fine_window"],
+        tol=config["locate_tol"],
         extra_metrics=lambda params: sntk_ranks(student, task.h0, T, config["rank_matvecs"], seed),
         init_scale=1.5,
         seed=seed,
