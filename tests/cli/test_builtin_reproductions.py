@@ -125,7 +125,8 @@ def test_transformer_seeds_are_one_more_axis_of_its_sweeps(tmp_path):
 def test_student_teacher_splits_the_weights_only_sntk_at_the_first_event(tmp_path):
     """The dominance ratio of the sNTK of W alone beside the full one (issue 16, note 2)."""
     settings = {"batch": 32, "iterations": 40, "check_every": 10, "fine_every": 5,
-                "fine_window": 20, "rank_matvecs": 12, "checkpoint_every": 20}  # fmt: skip
+                "fine_window": 20, "rank_matvecs": 12, "checkpoint_every": 20,
+                "locate_tol": 1e-4}  # fmt: skip
     args = ["reproduce", "student-teacher", "--out", str(tmp_path), "--no-progress"]
     assert main(args + [f"--set={k}={v}" for k, v in settings.items()]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -133,3 +134,5 @@ def test_student_teacher_splits_the_weights_only_sntk_at_the_first_event(tmp_pat
     for key in ("dominance_ratio", "dominance_ratio_weights_only", "fisher_cosine_weights_only"):
         assert 0 < summary[key] <= 1 + 1e-6, key  # ‖J e_g‖² / λ_max is a Rayleigh quotient
     assert summary["dominance_ratio_weights_only"] != summary["dominance_ratio"]
+    lo, hi = json.loads((tmp_path / "events.json").read_text())[0]["s_bracket"]
+    assert 0 < hi - lo <= 1e-4  # locate_tol reaches the monitor (default 1e-3)
