@@ -125,3 +125,49 @@ def quadratic_point(config: dict[str, Any]) -> dict[str, Any]:
         "nested": {"half": value / 2, "tag": "q"},
         "series": [1, 2, 3],  # not a scalar: left out of the table
     }
+
+
+@register_point(
+    "noisy-point",
+    description="test dummy point function: x + a uniform draw of the seed's generator",
+    scales={"quick": {"x": 1.0, "fail_seed": -1}, "paper": {"x": 1.0, "fail_seed": -1}},
+    signed=("x", "fail_seed"),
+)
+def noisy_point(config: dict[str, Any]) -> dict[str, Any]:
+    if config["seed"] == config["fail_seed"]:
+        raise RuntimeError(f"injected failure of seed {config['seed']}")
+    g = torch.Generator().manual_seed(config["seed"])
+    return {"value": config["x"] + float(torch.rand(1, generator=g, dtype=torch.float64))}
+
+
+SEEDED_SWEEP = {"xs": [1.0, 2.0], "fail_seed": -1, "workers": 1, "scheduler": "", "seeds": 1}
+
+
+@register(
+    "seeded-sweep",
+    description="test dummy seed-axis experiment: a sweep of noisy-point over x",
+    scales={"quick": SEEDED_SWEEP, "paper": SEEDED_SWEEP},
+    signed=("xs", "fail_seed"),
+    seed_axis=True,
+)
+def seeded_sweep(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    from sntkit.experiments.sweep import run_sweep, seed_axis, summarize_seeds
+
+    seeds, fixed = seed_axis(config)
+    table = run_sweep(
+        "noisy-point",
+        {"x": config["xs"]} | seeds,
+        base=fixed | {"fail_seed": config["fail_seed"]},
+        out=run.path("sweep"),
+        scheduler=config["scheduler"] or None,
+        workers=config["workers"],
+        processes=False,
+        retries=0,
+    )
+
+    def summarize(tables: dict[str, Any]) -> dict[str, Any]:
+        ok = tables["sweep"][tables["sweep"].status == "ok"]
+        return {"total": float(ok.value.sum()),
+                "by_x": dict(zip(ok.x.tolist(), ok.value.tolist(), strict=True))}  # fmt: skip
+
+    return run.finish(summarize_seeds(run, config, {"sweep": table}, summarize))

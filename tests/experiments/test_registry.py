@@ -123,6 +123,10 @@ def test_registration_is_validated():
         register("t-default", description="", scales={"quick": {"n": -1}})(fn)
     with pytest.raises(ValueError, match="already registered"):
         register("counter", description="", scales={"quick": {}})(fn)
+    with pytest.raises(ValueError, match="seed-axis experiment needs an integer setting 'seeds'"):
+        register("t-axis", description="", scales={"quick": {"seeds": 1.0}}, seed_axis=True)
+    assert registry.REGISTRY["seeded-sweep"].seed_axis
+    assert not registry.REGISTRY["counter"].seed_axis
     assert "t-default" not in registry.REGISTRY
     assert registry.REGISTRY["counter"].fn.__name__ == "counter"
 

@@ -18,6 +18,7 @@ from sntkit.experiments.sweep import (
     point_name,
     run_seeds,
     run_sweep,
+    seed_axis,
     seed_statistics,
     split_sweep_spec,
 )
@@ -265,3 +266,60 @@ def test_reproduce_seeds_on_the_command_line(tmp_path, capsys):
     assert f"final_loss: {s['median']:.6g} [{s['min']:.6g}, {s['max']:.6g}] (n=2)" in text
     assert main(["reproduce", "counter", "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "--scheduler and --workers need --seeds" in capsys.readouterr().err
+
+
+def test_seed_axis_puts_several_seeds_into_the_grid():
+    assert seed_axis({"seed": 3, "seeds": 1}) == ({}, {"seed": 3})  # a single run's layout
+    assert seed_axis({"seed": 3, "seeds": 3}) == ({"seed": [3, 4, 5]}, {})
+    for bad in (0, True, 1.5):
+        with pytest.raises(ConfigError, match="seeds must be a positive integer"):
+            seed_axis({"seed": 0, "seeds": bad})
+
+
+def _single(tmp_path, seed, **settings):
+    """The summary.json of a single run of the seed-axis dummy with ``seed``."""
+    exp = get_experiment("seeded-sweep")
+    exp.execute(exp.config("quick", {"seed": seed} | settings), tmp_path / f"one-{seed}")
+    return json.loads((tmp_path / f"one-{seed}" / "summary.json").read_text())
+
+
+def test_seed_axis_experiment_runs_its_seeds_as_an_axis_of_its_own_sweep(tmp_path):
+    out = tmp_path / "k"
+    table, stats = run_seeds("seeded-sweep", 3, first_seed=2, out=out)
+    assert table.seed.tolist() == [2, 3, 4] and (table.status == "ok").all()
+    assert table.folder.tolist() == [f"seeds/seed={s}" for s in (2, 3, 4)]
+    inner = pd.read_parquet(out / "sweep" / "results.parquet")  # one sweep, not one per seed
+    assert len(inner) == 6 and sorted(set(inner.seed)) == [2, 3, 4]
+    assert (inner.attempts == 1).all()
+    singles = {s: _single(tmp_path, s) for s in (2, 3, 4)}
+    for s, single in singles.items():  # seed s of the K-seed run is the single run --seed s
+        assert json.loads((out / "seeds" / f"seed={s}" / "summary.json").read_text()) == single
+    assert table["by_x.1.0"].tolist() == [singles[s]["by_x"]["1.0"] for s in (2, 3, 4)]
+    totals = sorted(v["total"] for v in singles.values())
+    assert stats["total"] == {"median": totals[1], "min": totals[0], "max": totals[2], "n": 3}
+    assert json.loads((out / "claims.json").read_text())["statistics"] == stats
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "claims.parquet"), table)
+
+    # resumable: an interrupted run recomputes only the points without a summary
+    (out / "summary.json").unlink()
+    (out / "sweep" / "points" / "seed=3_x=2.0" / "summary.json").unlink()
+    _, again_stats = run_seeds("seeded-sweep", 3, first_seed=2, out=out)
+    inner = pd.read_parquet(out / "sweep" / "results.parquet")
+    assert inner.attempts.tolist() == [0, 0, 0, 0, 1, 0] and again_stats == stats
+    finished, _ = run_seeds("seeded-sweep", 3, first_seed=2, out=out)
+    assert finished.attempts.tolist() == [0, 0, 0]
+    pd.testing.assert_frame_equal(finished.drop(columns="attempts"), table.drop(columns="attempts"))
+
+
+def test_seed_axis_experiment_reports_failed_seeds_and_refuses_sweep_only_options(tmp_path):
+    table, stats = run_seeds("seeded-sweep", 3, out=tmp_path / "f", base={"fail_seed": 1})
+    assert table.status.tolist() == ["ok", "failed", "ok"]
+    assert table.error.tolist()[1] == "some of its points failed"
+    assert stats["total"]["n"] == 2
+    one, _ = run_seeds("seeded-sweep", 1, first_seed=4, out=tmp_path / "one")
+    assert one.folder.tolist() == ["seeds/seed=4"]
+    assert json.loads((tmp_path / "one" / "seeds" / "seed=4" / "summary.json").read_text()) == (
+        _single(tmp_path, 4)
+    )
+    with pytest.raises(ConfigError, match="processes cannot be given with seeds"):
+        run_seeds("seeded-sweep", 2, out=tmp_path / "p", processes=False)

@@ -80,6 +80,10 @@ class Experiment:
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     #: ``"experiment"`` or ``"point"`` (registered with :func:`register_point`)
     kind: str = "experiment"
+    #: the experiment is a sweep whose integer setting ``seeds`` adds the seeds ``seed, seed + 1,
+    #: ...`` as one more axis of its own sweep and whose summary then holds ``per_seed``
+    #: (:func:`sntkit.experiments.sweep.run_seeds` runs it once instead of once per seed)
+    seed_axis: bool = False
 
     def defaults(self, scale: str = "quick") -> dict[str, Any]:
         """Return the settings of ``scale`` before overrides (common settings included)."""
@@ -288,9 +292,12 @@ def _registrar(
     choices: Mapping[str, Sequence[Any]] | None,
     checkpoint_every: int,
     kind: str,
+    seed_axis: bool = False,
 ) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
     choices = dict(choices or {})
     _validate_registration(name, scales, signed, choices)
+    if seed_axis and not all(isinstance(s.get("seeds"), int) for s in scales.values()):
+        raise ValueError(f"{name!r}: a seed-axis experiment needs an integer setting 'seeds'")
 
     def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         _add(
@@ -303,6 +310,7 @@ def _registrar(
                 checkpoint_every,
                 {k: tuple(v) for k, v in choices.items()},
                 kind,
+                seed_axis,
             )
         )
         return fn
@@ -318,15 +326,20 @@ def register(
     signed: Sequence[str] = (),
     choices: Mapping[str, Sequence[Any]] | None = None,
     checkpoint_every: int = 0,
+    seed_axis: bool = False,
 ) -> Callable[[ExperimentFn], ExperimentFn]:
     """Register ``fn(config, run) -> summary`` as experiment ``name`` (decorator).
 
     ``scales`` maps scale names to default settings; every scale must define the same keys and
     ``quick`` must exist. ``signed`` lists settings that may be zero or negative, ``choices``
     the allowed values of some settings, ``checkpoint_every`` the checkpoint period when no
-    scale sets ``checkpoint_every``. Bad registrations raise ``ValueError`` at import time.
+    scale sets ``checkpoint_every``. ``seed_axis`` marks an experiment that is itself a sweep
+    and runs several seeds as one more axis of it (:attr:`Experiment.seed_axis`). Bad
+    registrations raise ``ValueError`` at import time.
     """
-    return _registrar(name, description, scales, signed, choices, checkpoint_every, "experiment")
+    return _registrar(
+        name, description, scales, signed, choices, checkpoint_every, "experiment", seed_axis
+    )
 
 
 @dataclass(frozen=True)

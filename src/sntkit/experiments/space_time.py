@@ -11,7 +11,9 @@ from the columns of ``J`` (``StateNTK.view_matrix``).
 
 ``space-time`` runs the grid task × gain × input rank through the Dask sweep runner and reports
 the trends the paper describes: temporal rank rising with ``g`` then collapsing (task W), spatial
-rank falling with ``g`` (task W), temporal rank growing with input rank (task W_in).
+rank falling with ``g`` (task W), temporal rank growing with input rank (task W_in). With
+``seeds = K > 1`` the seed is one more axis of that sweep and the summary holds every seed's
+(:func:`~sntkit.experiments.sweep.summarize_seeds`; ``sntkit reproduce space-time --seeds K``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sntkit.experiments import plotting, style
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.experiments.stats import spearman
-from sntkit.experiments.sweep import run_sweep
+from sntkit.experiments.sweep import run_sweep, seed_axis, summarize_seeds
 from sntkit.linalg import effective_rank, participation_ratio
 from sntkit.models.rnn import RNN
 from sntkit.ntk import state_ntk
@@ -102,13 +104,19 @@ SCALES = {
         "gains": [0.5, 1.0, 1.5, 2.5, 4.0],
         "input_ranks": [1, 4, 16],
         "point_scale": "quick",
+        "point_settings": {},
         "workers": 2,
+        "scheduler": "",
+        "seeds": 1,
     },
     "paper": {
         "gains": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0],
         "input_ranks": [1, 2, 4, 8, 16],
         "point_scale": "paper",
+        "point_settings": {},
         "workers": 2,
+        "scheduler": "",
+        "seeds": 1,
     },
 }
 
@@ -117,20 +125,35 @@ SCALES = {
     "space-time",
     description="paper 004 Fig. 5: NTK temporal/spatial ranks vs gain and input rank (Dask sweep)",
     scales=SCALES,
+    seed_axis=True,
 )
 def space_time(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """Run paper 004 Fig. 5: the ranks over gains and input ranks (a Dask sweep)."""
+    seeds, fixed = seed_axis(config)
     grid = {"task": ["W", "W_in"], "gain": config["gains"], "input_rank": config["input_ranks"]}
     table = run_sweep(
         "space-time-point",
-        grid,
+        grid | seeds,
         scale=config["point_scale"],
-        base={"seed": config["seed"]},
+        base=config["point_settings"] | fixed,
         out=run.path("sweep"),
+        scheduler=config["scheduler"] or None,
         workers=config["workers"],
     )
     for row in table.to_dict("records"):
         run.log(row)
+    summary = summarize_seeds(run, config, {"sweep": table}, lambda t: _summary(t["sweep"], config))
+    ok = table[table.status == "ok"]
+    if seeds:  # the figure shows the median over the seeds
+        ok = ok.groupby(["task", "gain", "input_rank"], as_index=False)[
+            ["temporal_rank", "spatial_rank"]
+        ].median()
+    _figure(run, ok)
+    return run.finish(summary)
+
+
+def _summary(table: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    """Compute Fig. 5's trends in one seed's table (``task``, ``gain``, ``input_rank``, ranks)."""
     ok = table[table.status == "ok"]
     summary: dict[str, Any] = {"points": len(table), "failed": int((table.status != "ok").sum())}
     full = max(config["input_ranks"])
@@ -161,8 +184,7 @@ def space_time(config: dict[str, Any], run: Run) -> dict[str, Any]:
             (by_rank.spatial_rank.mean().max() - by_rank.spatial_rank.mean().min())
             / by_rank.spatial_rank.mean().mean()
         )
-    _figure(run, ok)
-    return run.finish(summary)
+    return summary
 
 
 def _figure(run: Run, ok: pd.DataFrame) -> None:

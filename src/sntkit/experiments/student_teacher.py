@@ -5,7 +5,8 @@ with plain full-batch SGD and, at checks, records the loss, the sNTK stable and 
 ranks (with error bars), the spectral radius of ``W`` and the student's fixed points; each change
 of the fixed-point signature between checks is located and classified
 (:class:`sntkit.dynamics.BifurcationMonitor`). At the first event the sNTK is split into the
-bifurcation channel and the rest (dominance ratio) and the landscape along ``e_g`` is fitted by
+bifurcation channel and the rest (dominance ratio; also for the sNTK of ``W`` alone, without the
+bias channels: ``dominance_ratio_weights_only``) and the landscape along ``e_g`` is fitted by
 the matching normal form. Outputs: ``metrics.parquet``, ``events.json``, ``summary.json``,
 ``teacher.pt``, figures ``fig1_training``, ``fig1_phase_portraits``, ``fig1_landscape``,
 ``fig1_bifurcation``.
@@ -49,6 +50,7 @@ SCALES = {
         "rank_matvecs": 48,
         "student_gain": 0.85,
         "landscape_span": 6.0,
+        "locate_tol": 1e-3,
         "checkpoint_every": 250,
     },
     "paper": {
@@ -60,6 +62,7 @@ SCALES = {
         "rank_matvecs": 96,
         "student_gain": 0.85,
         "landscape_span": 6.0,
+        "locate_tol": 1e-3,
         "checkpoint_every": 2500,
     },
 }
@@ -101,6 +104,10 @@ def _analyse_event(
     target = complex(*event.critical_eigenvalue)
     point = torch.tensor(event.critical_point, dtype=torch.float64)
     dec = channel_decomposition(ntk, point, target if math.isfinite(target.real) else 1.0)
+    # the same split of the sNTK of W alone: how much of the gap to 1 the bias channels make
+    weights = channel_decomposition(
+        state_ntk(at, h0, steps=task.steps, trainable=["W"]), point, dec.critical_eigenvalue
+    )
     # landscape along e_g over ±span/‖∇λ_c‖: wide enough to show the amplification peak past
     # g* and its decay (a window of ±0.3/‖∇λ_c‖ only sees the monotone rise up to the peak)
     grad, _ = eigenvalue_gradient(ntk, point, dec.critical_eigenvalue)
@@ -113,6 +120,7 @@ def _analyse_event(
     flip = fit_normal_form(s, landscape, "stability_flip", T=task.steps, sign=1)
     return {
         "decomposition": dec.to_dict(),
+        "decomposition_weights_only": weights.to_dict(),
         "landscape": {
             "s": s.tolist(),
             "values": landscape.tolist(),
@@ -162,6 +170,7 @@ def _train(
         every=config["check_every"],
         fine_every=config["fine_every"],
         fine_window=config["fine_window"],
+        tol=config["locate_tol"],
         extra_metrics=lambda params: sntk_ranks(student, task.h0, T, config["rank_matvecs"], seed),
         init_scale=1.5,
         seed=seed,
@@ -257,6 +266,10 @@ def _summary(config, run, analysis, initial_fps, final_fps, teacher_fps, wall):
     if analysis and "decomposition" in analysis:
         out["dominance_ratio"] = analysis["decomposition"]["dominance_ratio"]
         out["fisher_cosine"] = analysis["decomposition"]["fisher_cosine"]
+        if "decomposition_weights_only" in analysis:  # absent in runs resumed from older ones
+            only = analysis["decomposition_weights_only"]
+            out["dominance_ratio_weights_only"] = only["dominance_ratio"]
+            out["fisher_cosine_weights_only"] = only["fisher_cosine"]
         out["landscape_fit_r2"] = analysis["landscape"]["fit"]["r2"]
         out["landscape_fit_form"] = analysis["landscape"]["fit"]["form"]
         out["landscape_fit_r2_free_sign"] = analysis["landscape"]["fit_free_sign"]["r2"]

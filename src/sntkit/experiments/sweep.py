@@ -52,6 +52,15 @@ Seeds. ``run_seeds(name, K)`` (``sntkit reproduce NAME --seeds K``) is the sweep
 alone: per-seed folders ``OUT/points/seed=S/``, the table also written as ``OUT/claims.parquet``
 and ``OUT/claims.json`` with ``median``, ``min``, ``max`` and ``n`` (finished seeds) of every
 numeric summary value (:func:`seed_statistics`).
+
+Experiments that are sweeps themselves (``space-time``, ``transformer``: registered with
+``seed_axis=True``) are not nested in another sweep — a point may not start a cluster of its
+own. ``run_seeds`` runs such an experiment once, in ``OUT``, with its setting ``seeds = K``: the
+seed becomes one more axis of the experiment's own sweep (:func:`seed_axis`), so that every
+(seed, point) pair is one Dask task, resumable like any sweep point. The experiment summarizes
+each seed's rows exactly as a single run with that seed would (:func:`summarize_seeds`), writes
+them to ``OUT/seeds/seed=S/summary.json``, and ``run_seeds`` builds ``claims.parquet`` and
+``claims.json`` from them as above.
 """
 
 from __future__ import annotations
@@ -65,7 +74,7 @@ import os
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -75,7 +84,7 @@ import yaml
 from sntkit.experiments import io, progress
 from sntkit.experiments.errors import ConfigError, one_line
 from sntkit.experiments.registry import Experiment, check_device, get_experiment
-from sntkit.experiments.run import finished_summary, slug
+from sntkit.experiments.run import Run, finished_summary, slug
 
 __all__ = [
     "grid_points",
@@ -84,8 +93,10 @@ __all__ = [
     "run_point",
     "run_seeds",
     "run_sweep",
+    "seed_axis",
     "seed_statistics",
     "split_sweep_spec",
+    "summarize_seeds",
 ]
 
 Grid = Mapping[str, Sequence[Any]]
@@ -211,7 +222,7 @@ def _flat_scalars(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
-def _table(points: list[dict], records: list[dict], names: list[str]) -> Any:
+def _table(points: list[dict], records: list[dict], names: list[str], root: str = "points") -> Any:
     import pandas as pd
 
     rows: list[dict[str, Any]] = []
@@ -228,7 +239,7 @@ def _table(points: list[dict], records: list[dict], names: list[str]) -> Any:
             "status": rec["status"],
             "error": rec["error"],
             "attempts": rec["attempts"],
-            "folder": str(Path("points") / name),
+            "folder": str(Path(root) / name),
         }
         rows.append(row)
     columns = [*points[0], *summary_cols, *STATUS_COLUMNS] if points else list(STATUS_COLUMNS)
@@ -489,6 +500,48 @@ def seed_statistics(table: Any) -> dict[str, dict[str, float | int]]:
     return out
 
 
+def seed_axis(config: Mapping[str, Any]) -> tuple[dict[str, list[int]], dict[str, Any]]:
+    """``(grid axis, fixed settings)`` that put a seed-axis experiment's seeds into its sweep.
+
+    With ``config["seeds"] == 1`` there is no axis and the points get ``seed`` (the layout of a
+    single run); with ``K > 1`` the axis is ``seed = [seed, seed + 1, ..., seed + K - 1]``.
+    """
+    first, count = config["seed"], config["seeds"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {count!r}")
+    if count == 1:
+        return {}, {"seed": first}
+    return {"seed": list(range(first, first + count))}, {}
+
+
+def summarize_seeds(
+    run: Run,
+    config: Mapping[str, Any],
+    tables: Mapping[str, Any],
+    summarize: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Summarize a seed-axis experiment from the results tables of its sweeps.
+
+    One seed (``config["seeds"] == 1``): ``summarize(tables)``. Several: ``summarize`` of each
+    seed's rows (the tables restricted to ``seed == S``, the column dropped) — what a single run
+    with that seed computes — written to ``seeds/seed=S/summary.json`` in the run folder, and
+    returned as ``{"seeds": [...], "per_seed": {"S": summary}, "failed_seeds": [...]}`` (a seed
+    fails when any of its points did).
+    """
+    grid, _ = seed_axis(config)
+    if not grid:
+        return summarize(dict(tables))
+    per_seed, failed = {}, []
+    for seed in grid["seed"]:
+        mine = {k: t[t.seed == seed].drop(columns="seed") for k, t in tables.items()}
+        summary = io.to_jsonable(summarize(mine))
+        io.write_json(run.path("seeds") / f"seed={seed}" / "summary.json", summary)
+        per_seed[str(seed)] = summary
+        if any((t.status != "ok").any() for t in mine.values()):
+            failed.append(seed)
+    return {"seeds": grid["seed"], "per_seed": per_seed, "failed_seeds": failed}
+
+
 def run_seeds(
     experiment: str | Experiment,
     seeds: int,
@@ -502,6 +555,8 @@ def run_seeds(
     ``sweep`` is passed on to :func:`run_sweep` (``scale``, ``base``, ``scheduler``, ...);
     ``out`` defaults to ``runs/NAME-SCALE-seedsK``. Writes ``claims.parquet`` and
     ``claims.json`` (:func:`seed_statistics`) in ``out``; returns the table and the statistics.
+    A seed-axis experiment runs once with its seeds as an axis of its own sweep (module
+    docstring); of ``sweep`` it takes ``scale``, ``scheduler`` and ``workers`` only.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be a positive integer, got {seeds!r}")
@@ -512,9 +567,46 @@ def run_seeds(
     runs = Path(os.environ.get("SNTKIT_RUNS", "runs"))
     out = Path(out or runs / slug(f"{exp.name}-{scale}-seeds{seeds}"))
     grid = {"seed": list(range(first_seed, first_seed + seeds))}
-    table = run_sweep(exp, grid, base=base, out=out, **sweep)
+    if exp.seed_axis:
+        table = _run_seed_axis(exp, grid["seed"], out, base, sweep)
+    else:
+        table = run_sweep(exp, grid, base=base, out=out, **sweep)
     stats = seed_statistics(table)
     io.write_parquet(out / "claims.parquet", table)
     io.write_json(out / "claims.json", {"experiment": exp.name, "scale": scale,
                                         "seeds": grid["seed"], "statistics": stats})  # fmt: skip
     return table, stats
+
+
+def _run_seed_axis(
+    exp: Experiment, seeds: list[int], out: Path, base: dict[str, Any], sweep: dict[str, Any]
+) -> Any:
+    """Run a seed-axis experiment once in ``out``; its per-seed table (as :func:`run_sweep`'s)."""
+    scale = sweep.pop("scale", "quick")
+    for key in ("scheduler", "workers"):
+        if sweep.get(key) is not None:
+            base[key] = sweep[key]
+        sweep.pop(key, None)
+    if sweep:
+        raise ConfigError(
+            f"{exp.name!r} runs its seeds as an axis of its own sweep: "
+            f"{', '.join(sorted(sweep))} cannot be given with seeds (scale, scheduler and "
+            "workers can)"
+        )
+    config = exp.config(scale, base | {"seed": seeds[0], "seeds": len(seeds)})
+    ran = 0 if finished_summary(out) is not None else 1
+    summary = exp.execute(config, out, resume=(out / "config.json").exists())
+    if len(seeds) == 1:  # a single seed's summary is the run's: give it its seed folder too
+        summary = io.to_jsonable(summary)
+        io.write_json(out / "seeds" / f"seed={seeds[0]}" / "summary.json", summary)
+        summary = {"per_seed": {str(seeds[0]): summary}, "failed_seeds": []}
+    failed = set(summary["failed_seeds"])
+    records = [
+        {"status": "failed" if s in failed else "ok", "summary": summary["per_seed"][str(s)],
+         "error": "some of its points failed" if s in failed else None, "attempts": ran}
+        for s in seeds
+    ]  # fmt: skip
+    points = [{"seed": s} for s in seeds]
+    table = _table(points, records, [point_name(p) for p in points], root="seeds")
+    table.attrs["path"] = str(out / "claims.parquet")
+    return table

@@ -16,11 +16,16 @@ with an error bar. With ``save_modes`` it also stores the dominant temporal mode
 ``transformer`` runs the panels through the Dask sweep runner: temporal rank vs input dimension
 for ``n_x ∈ {5, 10, 15}`` (Fig. 6B), dominant temporal modes for ``n_in = 1`` and the largest
 ``n_in`` (Fig. 6C), the Fourier-feature sweep (Fig. 6D), heads (Fig. 10) and input dimension ×
-attention width (Fig. 9).
+attention width (Fig. 9), all on one Dask client (a ``LocalCluster`` of ``workers``, or the
+scheduler at ``scheduler``). With ``seeds = K > 1`` the seed is one more axis of every panel's
+sweep and the summary holds every seed's (:func:`~sntkit.experiments.sweep.summarize_seeds`;
+``sntkit reproduce transformer --seeds K``); the figures show the first seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -31,7 +36,7 @@ from sntkit.experiments.io import load_checkpoint, save_checkpoint
 from sntkit.experiments.registry import register
 from sntkit.experiments.run import Run
 from sntkit.experiments.stats import spearman
-from sntkit.experiments.sweep import run_sweep
+from sntkit.experiments.sweep import run_sweep, seed_axis, summarize_seeds
 from sntkit.linalg import effective_rank
 from sntkit.models.transformer import AttentionMLP
 from sntkit.ntk import feedforward_ntk
@@ -167,6 +172,8 @@ SCALES = {
         "point_scale": "quick",
         "point_settings": {},
         "workers": 2,
+        "scheduler": "",
+        "seeds": 1,
     },
     "paper": {
         "input_dims": [1, 2, 5, 10, 20, 50, 100],
@@ -178,6 +185,8 @@ SCALES = {
         "point_scale": "paper",
         "point_settings": {},
         "workers": 2,
+        "scheduler": "",
+        "seeds": 1,
     },
 }
 
@@ -186,11 +195,10 @@ SCALES = {
     "transformer",
     description="paper 004 Figs. 6, 9, 10: input-dimension bottleneck of attention-block NTKs",
     scales=SCALES,
+    seed_axis=True,
 )
 def transformer(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """Run paper 004 Figs. 6, 9, 10: the input-dimension bottleneck over a grid."""
-    from distributed import Client, LocalCluster
-
     panels = {
         "fig6b": {"n_in": config["input_dims"], "n_x": config["batches"]},
         "fig6c": {"n_in": [1, max(config["input_dims"])], "save_modes": [True]},
@@ -198,28 +206,45 @@ def transformer(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "fig10": {"heads": config["heads"], "n_in": config["grid_input_dims"]},
         "fig9": {"n_attn": config["widths"], "n_in": config["grid_input_dims"]},
     }
+    seeds, fixed = seed_axis(config)
     tables: dict[str, pd.DataFrame] = {}
-    with (
-        LocalCluster(
-            n_workers=config["workers"], threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with _client(config) as client:
         for name, grid in panels.items():
             table = run_sweep(
                 "transformer-point",
-                grid,
+                grid | seeds,
                 scale=config["point_scale"],
-                base={"seed": config["seed"], **config["point_settings"]},
+                base=fixed | config["point_settings"],
                 out=run.path(f"sweep_{name}"),
                 client=client,
             )
             tables[name] = table
             for row in table.to_dict("records"):
                 run.log({"panel": name, **row})
-    summary = _summary(tables, config)
+    summary = summarize_seeds(run, config, tables, lambda t: _summary(t, config))
+    if seeds:
+        first = seeds["seed"][0]
+        tables = {k: t[t.seed == first] for k, t in tables.items()}
     _figures(run, tables)
     return run.finish(summary)
+
+
+@contextmanager
+def _client(config: dict[str, Any]) -> Iterator[Any]:
+    """Yield a Dask client on ``config["scheduler"]``, else on a ``LocalCluster`` closed after."""
+    from distributed import Client, LocalCluster
+
+    if config["scheduler"]:
+        with Client(config["scheduler"], timeout="20s") as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=config["workers"], threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def _summary(tables: dict[str, pd.DataFrame], config: dict[str, Any]) -> dict[str, Any]:
