@@ -63,7 +63,7 @@ _RNN_VARIANTS = {
 @pytest.mark.parametrize("kw", list(_RNN_VARIANTS.values()), ids=list(_RNN_VARIANTS))
 @pytest.mark.parametrize("n_in", [0, 3])
 def test_rnn_step_jacobian_closed_form_matches_jacrev(kw, n_in):
-    """A = c I + diag(l) M diag(r) and ∂f/∂δ from step_jacobian equal jacrev, pair by pair."""
+    """A = c I + diag(l) M diag(r) (StepJacobian.dense) and ∂f/∂δ equal jacrev, pair by pair."""
     torch.manual_seed(2)
     N, batch = 4, (2, 3)
     cell = RNN(N, n_in, dtype=DT, **kw)
@@ -73,11 +73,9 @@ def test_rnn_step_jacobian_closed_form_matches_jacrev(kw, n_in):
     h = torch.randn(*batch, N, dtype=DT)
     x = torch.randn(*batch, n_in, dtype=DT) if n_in else None
     jac = cell.step_jacobian(p, h, x)
-    eye = torch.eye(N, dtype=DT)
-    left = torch.ones(*batch, N, dtype=DT) if jac.left is None else jac.left
-    right = torch.ones(*batch, N, dtype=DT) if jac.right is None else jac.right
-    A = jac.identity * eye + left[..., :, None] * jac.matrix * right[..., None, :]
-    off = jac.offset if isinstance(jac.offset, torch.Tensor) else torch.full_like(left, jac.offset)
+    A = jac.dense(batch)
+    assert A.shape == (*batch, N, N)
+    off = jac.offset if isinstance(jac.offset, torch.Tensor) else torch.full_like(h, jac.offset)
     for i in range(batch[0]):
         for j in range(batch[1]):
             xi = None if x is None else x[i, j]

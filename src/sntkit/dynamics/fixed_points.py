@@ -269,13 +269,7 @@ def state_jacobians(
     closed = cell.step_jacobian(params, h, xi)
     if closed is None:
         return vmap(jacrev(step_map(cell, params, x)))(h)
-    J = closed.matrix.expand(h.shape[0], -1, -1)
-    if closed.left is not None:
-        J = closed.left[..., :, None] * J
-    if closed.right is not None:
-        J = J * closed.right[..., None, :]
-    eye = torch.eye(h.shape[-1], dtype=J.dtype, device=J.device)
-    return J + closed.identity * eye if closed.identity else J.clone()
+    return closed.dense(tuple(h.shape[:-1]))
 
 
 def linearize(

@@ -45,6 +45,18 @@ class StepJacobian:
     identity: float
     offset: torch.Tensor | float
 
+    def dense(self, batch_shape: tuple[int, ...]) -> torch.Tensor:
+        """Return ``A`` as explicit matrices ``(*batch_shape, N, N)`` (small batches only)."""
+        N = self.matrix.shape[-1]
+        A = self.matrix.expand(*batch_shape, N, N)
+        if self.left is not None:
+            A = self.left[..., :, None] * A
+        if self.right is not None:
+            A = A * self.right[..., None, :]
+        if self.identity:
+            A = A + self.identity * torch.eye(N, dtype=A.dtype, device=A.device)
+        return A.contiguous()
+
 
 class Cell(nn.Module):
     """Base class of recurrent cells ``h_t = f(h_{t-1}, x_t; θ)`` on states of size ``n_state``.
