@@ -58,6 +58,7 @@ from sntkit.dynamics.fixed_points import (
 )
 from sntkit.models.cell import Cell
 from sntkit.models.torch_adapter import as_cell
+from sntkit.operators.validation import positive_int
 
 ExtraMetrics = Callable[[dict[str, torch.Tensor]], Mapping[str, Any]]
 #: states ``(B, T, N)`` seeding a full search, or a function computing them only then
@@ -123,10 +124,7 @@ class BifurcationMonitor:
             raise ValueError(f"fine_window must be >= 0, got {fine_window}")
         if not 0 < tol < 1:
             raise ValueError(f"tol must be in (0, 1), got {tol}")
-        if isinstance(explore_every, bool) or not isinstance(explore_every, int):
-            raise TypeError(f"explore_every must be an int, got {type(explore_every).__name__}")
-        if explore_every < 1:
-            raise ValueError(f"explore_every must be >= 1, got {explore_every}")
+        positive_int(explore_every, "explore_every", "BifurcationMonitor")
         self.cell = as_cell(model)
         self.x = None if x is None else x.detach().to(torch.float64)
         self.every = every
