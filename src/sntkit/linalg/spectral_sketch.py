@@ -12,8 +12,9 @@ dynamic trace estimation, Dharangutte & Musco 2021):
   ``‖A‖_F² = ‖A P‖_F² + ‖A (I − P)‖_F²``); both are unbiased for every ``Q``, and their variance
   is that of the deflated remainder only — small when ``Q`` holds the dominant directions, as it
   does on a collapsed sNTK;
-* participation rank ``(tr A)² / ‖A‖_F²`` and stable rank ``tr A / λ_1`` with jackknife errors
-  over the ``m`` probes (:func:`~sntkit.linalg.estimate.jackknife`);
+* participation rank ``(tr A)² / ‖A‖_F²`` with its jackknife error over the ``m`` probes
+  (:func:`~sntkit.linalg.estimate.jackknife`), and stable rank ``tr A / θ_1`` (the trace's error
+  scaled by ``1/θ_1``);
 * Rayleigh–Ritz on ``span[Q; Z']`` (every product is already there): Ritz values
   ``θ_1 ≥ … ≥ θ_k`` with ``θ_i ≤ λ_i`` (Cauchy interlacing) and residuals
   ``r_i = ‖A x_i − θ_i x_i‖``; some eigenvalue lies within ``r_i`` of ``θ_i``, and with the gap
@@ -30,6 +31,7 @@ trace and participation estimates plus a Krylov solve. Without a previous ``Q`` 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
@@ -55,12 +57,18 @@ class SpectralSketch:
     trace: Estimate
     frobenius_sq: Estimate
     participation: Estimate
-    stable_rank: Estimate
     eigenvalues: torch.Tensor
     residuals: torch.Tensor
     errors: torch.Tensor
     basis: torch.Tensor
     num_matvecs: int
+
+    @property
+    def stable_rank(self) -> Estimate:
+        """``tr A / θ_1`` with the trace's error bar scaled alike (``nan`` when ``θ_1 <= 0``)."""
+        top = float(self.eigenvalues[0])
+        top = top if top > 0 else math.nan
+        return Estimate(self.trace.value / top, self.trace.stderr / top, self.num_matvecs)
 
 
 def warm_sketch(
@@ -106,8 +114,6 @@ def warm_sketch(
     fro_est = jackknife(base, samples, lambda x: x[1], matvecs)
     part_est = jackknife(base, samples, lambda x: x[0] ** 2 / x[1], matvecs)
     theta, residuals, errors, X, AX = _ritz(Qd, AQ, Zd, AZp, k)
-    top = float(theta[0]) if float(theta[0]) > 0 else float("nan")
-    stable = jackknife(base, samples, lambda x: x[0] / top, matvecs)
     next_basis = orth_against(AX, None)
     if next_basis.shape[0] < k:  # A X rank-deficient (A of rank < k): keep the Ritz vectors
         next_basis = X
@@ -115,7 +121,6 @@ def warm_sketch(
         trace_est,
         fro_est,
         part_est,
-        stable,
         theta,
         residuals,
         errors,
