@@ -283,6 +283,20 @@ class CellLinearization:
             self._adj_tile(Yt, rows, G, buf, scaled)
         return self._site_grads([self._offset_scaled(G).view(k, N, -1)])
 
+    def fisher_probe_bytes(self) -> int | None:
+        """Bytes one probe keeps alive in :meth:`fisher` (``None``: not fused, state-sized).
+
+        The fused product holds one tile's ``(T, rows, N)`` block and its ``(N, m)`` gradient
+        per probe, independent of the batch size ``B``: probe blocks need not be split by the
+        state-sized budget of the other kernels (splitting only shrinks the GEMMs).
+        """
+        if not self.fused:
+            return None
+        T, B, N = self.prev_tm.shape
+        m = self.site_mats[self.groups[0]].shape[1]
+        rows = min(B, FISHER_TILE_MIN_ROWS)
+        return (T * rows * N + 3 * N * m) * self.prev_tm.element_size()
+
     def _fwd_tile(self, Wg: torch.Tensor, rows: slice, Y: torch.Tensor, buf: torch.Tensor) -> None:
         """Apply ``J`` on the batch rows ``rows`` into ``Y`` ``(T, rows, k, N)``.
 

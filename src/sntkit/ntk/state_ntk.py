@@ -71,10 +71,12 @@ class StateNTK(GlobalStateViews):
         self.traj = traj
         self.h0 = h0
         self.path = path
+        max_probes_given = max_probes is not None
         if max_probes is None:
             state_bytes = math.prod(traj.shape) * traj.states.element_size()
             max_probes = max(1, PROBE_MEMORY_BUDGET // (PROBE_FOOTPRINT * state_bytes))
         self.max_probes = max_probes
+        self._max_probes_given = max_probes_given
 
     # ------------------------------------------------------------------ data
     @property
@@ -129,11 +131,13 @@ class StateNTK(GlobalStateViews):
         shape_in: tuple[int, ...],
         shape_out: tuple[int, ...],
         name: str,
+        max_probes: int | None = None,
     ) -> Operator:
         names = {3: STATE_AXES}
+        limit = self.max_probes if max_probes is None else max_probes
         return FunctionOperator(
-            _chunked(fwd, self.max_probes),
-            None if adj is None else _chunked(adj, self.max_probes),
+            _chunked(fwd, limit),
+            None if adj is None else _chunked(adj, limit),
             shape_in,
             shape_out,
             dtype=self.states.dtype,
@@ -191,8 +195,22 @@ class StateNTK(GlobalStateViews):
             return Gram(self.jacobian)
         S, P = self.state_shape, (self.num_params,)
         ntk = self._op(self.linearization.ntk, None, S, S, "NTK_S")
-        fisher = self._op(self.linearization.fisher, None, P, P, "Fisher")
+        fisher = self._op(
+            self.linearization.fisher, None, P, P, "Fisher", self._fisher_max_probes()
+        )
         return Gram(self.jacobian, direct=ntk, dual_direct=fisher)
+
+    def _fisher_max_probes(self) -> int:
+        """Probes per pass of the Fisher product: the fused kernel's footprint sets the budget.
+
+        Its memory does not grow with ``B`` (:meth:`~sntkit.ntk.linearization.CellLinearization.
+        fisher_probe_bytes`), so the state-sized default would split a 10-probe block at
+        ``T = 400`` into passes of 6 and 4 and halve every GEMM. An explicit ``max_probes`` wins.
+        """
+        per_probe = self.linearization.fisher_probe_bytes()
+        if self._max_probes_given or per_probe is None:
+            return self.max_probes
+        return max(self.max_probes, PROBE_MEMORY_BUDGET // per_probe)
 
     @functools.cached_property
     def fisher(self) -> Gram:
