@@ -219,3 +219,8 @@ def test_eigenvectors_computed_on_first_use_match_the_eigenvalues_order():
     torch.testing.assert_close(lazy.left @ lazy.right, eye)
     sub = lazy.select(torch.tensor([0, 2]))
     torch.testing.assert_close(sub.right, lazy.right[[0, 2]])
+    # the search passes it on (a monitor asks for eigenvectors only at events)
+    searched = find_fixed_points(cell, inits=64, scale=2.0, vectors=False)
+    assert "_eigenvectors" not in searched.__dict__
+    torch.testing.assert_close(searched.locations, points)
+    torch.testing.assert_close(searched.right, eager.right)

@@ -152,6 +152,8 @@ def test_a_followed_set_that_changes_triggers_a_full_search():
     mon = BifurcationMonitor(cell, every=1, num_inits=16, explore_every=100)
     diag = torch.diag
     mon.check(0, {"W": diag(torch.tensor([0.8, 0.5], dtype=torch.float64)), "b": torch.zeros(2)})
+    # no event, no eigenvectors: they are computed only where a normal form needs them
+    assert "_eigenvectors" not in mon.prev[2].points.__dict__
     # the origin turns unstable (pitchfork): the followed origin's signature changes
     row, events = mon.check(
         1, {"W": diag(torch.tensor([1.3, 0.5], dtype=torch.float64)), "b": torch.zeros(2)}

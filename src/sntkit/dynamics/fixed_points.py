@@ -347,6 +347,7 @@ def solve_fixed_points(
     dedup_tol: float = 1e-3,
     margin: float = 1e-6,
     follow: bool = False,
+    vectors: bool = True,
     generator: torch.Generator | None = None,
 ) -> FixedPoints:
     """Return fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (see module).
@@ -380,6 +381,9 @@ def solve_fixed_points(
     follow:
         ``inits`` are known points being followed: no midpoints of close pairs (module
         docstring), eigenvalues only (:func:`linearize` with ``vectors=False``).
+    vectors:
+        Compute the eigenvectors now (``False``: on first access of ``right``/``left``, which a
+        monitor needs only at an event; the eigenvalues alone cost about a third).
     generator:
         Randomness of drawn initial states (default: seed 0, deterministic).
     """
@@ -389,7 +393,7 @@ def solve_fixed_points(
     h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator)
     tols = newton_steps, residual_tol, dedup_tol
     found = _search(cell, p, xi, h.to(device), opt_steps, lr, *tols, follow)
-    return linearize(cell, p, found, xi, margin, vectors=not follow)
+    return linearize(cell, p, found, xi, margin, vectors=vectors and not follow)
 
 
 def _search(

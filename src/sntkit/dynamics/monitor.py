@@ -139,7 +139,8 @@ class BifurcationMonitor:
         self.explore_every = explore_every
         self._checks = 0
         self._warned_radius = False
-        self.finder_kwargs = dict(finder_kwargs or {})
+        # eigenvectors only where an event's normal form needs them (on first access)
+        self.finder_kwargs = {"vectors": False} | dict(finder_kwargs or {})
         #: ``(step, params, signature)`` of the previous check
         self.prev: tuple[int, dict[str, torch.Tensor], Signature] | None = None
         #: the last check whose signature was not degenerate: events are located between it
