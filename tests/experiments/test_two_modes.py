@@ -78,6 +78,17 @@ def test_milestones_count_a_mode_learned_only_once_it_stays():
     assert out["mode2_learned"] is None and out["ratio"] is None
 
 
+def test_a_tolerance_floor_counts_a_weak_mode_learned_where_it_settles_but_not_while_stable():
+    # λ_2 = 1.02: the relative tolerance 0.5 · 0.02 = 0.01 misses a mode settled at 1.05
+    eig2 = [0.9, 0.99, 1.01, 1.06, 1.05, 1.05, 0.99, 1.05, 1.049, 1.05]
+    rows = [{"step": 10 * i, "eig1": 1.3 if i else 0.9, "eig2": e} for i, e in enumerate(eig2)]
+    assert two_modes.milestones(rows, (1.3, 1.02), rel_tol=0.5)["mode2_learned"] is None
+    out = two_modes.milestones(rows, (1.3, 1.02), rel_tol=0.5, abs_tol=0.05)
+    # 0.99 at step 60 is within 0.05 of 1.02 but stable: learned only from step 70 on
+    assert out["mode2_learned"] == 70 and out["mode2_crossing"] == 70
+    assert out["mode1_learned"] == 10 and out["ratio"] == pytest.approx((70 - 10) / 10)
+
+
 def test_ratio_summary_over_a_table():
     table = pd.DataFrame(
         {

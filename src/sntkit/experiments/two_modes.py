@@ -26,8 +26,9 @@ student eigenvalue of ``W`` whose eigenvectors overlap most with the teacher's e
 ``v_k`` (:func:`track_modes`: right and left eigenvectors; the two modes get distinct student
 eigenvalues, the pair with the larger total overlap). Milestones (:func:`milestones`), each
 the first tracked step from which a condition holds at *every* later tracked step:
-``mode{k}_crossing`` (Re λ > 1) and ``mode{k}_learned`` (``|Re λ − λ_k| ≤ rel_tol (λ_k − 1)``:
-the tolerance scales with the mode's instability; an absolute 0.02 is rarely met for good at
+``mode{k}_crossing`` (Re λ > 1) and ``mode{k}_learned`` (Re λ > 1 and ``|Re λ − λ_k| ≤
+max(rel_tol (λ_k − 1), abs_tol)``, ``abs_tol`` 0 by default: the tolerance scales with the
+mode's instability; an absolute 0.02 is rarely met for good at
 quick scale, where the student's eigenvalues of ``W`` settle a few hundredths off the teacher's
 — the student has a bias and hidden units of its own, so only its readout has to match). Ratios::
 
@@ -72,6 +73,7 @@ _COMMON = {
     "student_gain": 0.85,
     "ic_range": 2.0,
     "rel_tol": 0.5,
+    "abs_tol": 0.0,
     "rank_matvecs": 32,
     "damping": 100.0,
     "update_every": 10,
@@ -147,14 +149,21 @@ def _first_stay(rows: list[dict], ok: Any) -> int | None:
     return found
 
 
-def milestones(rows: list[dict], targets: tuple[float, float], rel_tol: float) -> dict[str, Any]:
-    """Crossing and learned steps of both modes, and the two ratios (module docstring)."""
+def milestones(
+    rows: list[dict], targets: tuple[float, float], rel_tol: float, abs_tol: float = 0.0
+) -> dict[str, Any]:
+    """Crossing and learned steps of both modes, and the two ratios (module docstring).
+
+    Learned: unstable (Re λ > 1) and within ``max(rel_tol (λ_k − 1), abs_tol)`` of ``λ_k``; the
+    floor ``abs_tol`` keeps the tolerance from shrinking with a weakly unstable mode (at
+    ``λ_2 − 1 = 0.02`` the relative one is 0.01, below where the student's ``W`` settles).
+    """
     out: dict[str, Any] = {}
     for k, lam in enumerate(targets, start=1):
-        key = f"eig{k}"
+        key, tol = f"eig{k}", max(rel_tol * (lam - 1.0), abs_tol)
         out[f"mode{k}_crossing"] = _first_stay(rows, lambda r, key=key: r[key] > 1.0)
         out[f"mode{k}_learned"] = _first_stay(
-            rows, lambda r, key=key, lam=lam: abs(r[key] - lam) <= rel_tol * (lam - 1.0)
+            rows, lambda r, key=key, lam=lam, tol=tol: r[key] > 1.0 and abs(r[key] - lam) <= tol
         )
     c1, c2, l1, l2 = (out[k] for k in ("mode1_crossing", "mode2_crossing", "mode1_learned",
                                        "mode2_learned"))  # fmt: skip
@@ -205,7 +214,8 @@ def _train(config: dict, run: Run, kind: str, task: StudentTeacherTask, V: torch
 
 
 def _stage_summary(config: dict, rows: list[dict]) -> dict[str, Any]:
-    out = milestones(rows, (config["lambda1"], config["lambda2"]), config["rel_tol"])
+    targets = (config["lambda1"], config["lambda2"])
+    out = milestones(rows, targets, config["rel_tol"], config.get("abs_tol", 0.0))
     c1, l1 = out["mode1_crossing"], out["mode1_learned"]
     end = out["mode2_crossing"] if out["mode2_crossing"] is not None else rows[-1]["step"]
 
@@ -239,7 +249,7 @@ def make_task(config: dict[str, Any]) -> tuple[StudentTeacherTask, torch.Tensor]
     "two-modes",
     description="paper 000 Fig. 3: two coupled unstable modes, SGD vs rank-2 natural gradient",
     scales=SCALES,
-    signed=("angle",),
+    signed=("angle", "abs_tol"),  # abs_tol <= 0: no floor
 )
 def two_modes(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """Run paper 000 Fig. 3: two unstable modes, SGD against rank-2 natural gradient."""
@@ -295,6 +305,7 @@ _POINT = (
     "rank_every",
     "rank_matvecs",
     "rel_tol",
+    "abs_tol",
 )
 SWEEP_SCALES = {
     "quick": {"lambda2_minus_1": [0.1], "lambda1": [1.3], "lr": [5e-3], "steps_T": [25],
@@ -310,7 +321,7 @@ SWEEP_SCALES = {
     "two-modes-sweep",
     description="paper 000 App. C: distribution of the two-modes ratio over a grid and seeds",
     scales=SWEEP_SCALES,
-    signed=("workers", "angle"),
+    signed=("workers", "angle", "abs_tol"),
 )
 def two_modes_sweep(config: dict[str, Any], run: Run) -> dict[str, Any]:
     """Run paper 000 App. C: the two-modes ratio over a grid of settings and seeds."""
