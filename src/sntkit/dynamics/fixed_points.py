@@ -369,21 +369,17 @@ def solve_fixed_points(
         Gaussian noise of std ``noise``; or a number ``n`` of states to draw — from
         ``trajectory`` (plus noise) if given, else from ``N(0, scale²)``.
     opt_steps, lr:
-        Adam steps on the summed speed before the damped Newton iteration (default 0: none)
-        and the Adam learning rate.
+        Adam steps (default 0) on the summed speed before Newton, and their learning rate.
     newton_steps, residual_tol:
         Maximum damped-Newton iterations (each candidate stops once converged); candidates
         with ``‖F(h) − h‖ > residual_tol`` after them are dropped.
-    dedup_tol:
-        Relative distance below which two candidates merge if their midpoint is fixed too.
-    margin:
+    dedup_tol, margin:
+        Relative distance below which two candidates merge if their midpoint is fixed too;
         ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`).
-    follow:
-        ``inits`` are known points being followed: no midpoints of close pairs (module
-        docstring), eigenvalues only (:func:`linearize` with ``vectors=False``).
-    vectors:
-        Compute the eigenvectors now (``False``: on first access of ``right``/``left``, which a
-        monitor needs only at an event; the eigenvalues alone cost about a third).
+    follow, vectors:
+        ``inits`` are known points being followed (no midpoints of close pairs; implies
+        ``vectors=False``); ``vectors=False``: eigenvectors on first access of ``right``/``left``
+        (a monitor reads them at events only; the eigenvalues alone cost a third).
     generator:
         Randomness of drawn initial states (default: seed 0, deterministic).
     """
