@@ -124,6 +124,21 @@ def test_tiny_run_tracks_both_modes_and_ranks(tmp_path):
     assert (tmp_path / "fig3_two_modes.png").exists()
 
 
+def test_lower_bounds_where_mode_2_has_not_got_there_by_the_end():
+    nan = float("nan")
+    table = pd.DataFrame({
+        "status": ["ok", "ok", "ok", "failed"],
+        "sgd.mode1_crossing": [100, 100, None, 100], "sgd.mode1_learned": [200, 200, None, 200],
+        "ratio": [3.0, nan, nan, nan], "crossing_ratio": [1.0, 2.0, nan, nan],
+    })  # fmt: skip
+    out = two_modes.lower_bounds(table, 1000)
+    assert len(out) == 3  # the failed point has no bound
+    assert out["learned"].iloc[0] != out["learned"].iloc[0]  # learned: no bound (NaN)
+    assert out["learned"].iloc[1] == pytest.approx((1000 - 100) / 200)
+    assert out["crossing"].iloc[:2].isna().all()  # both crossed
+    assert out[["learned", "crossing"]].iloc[2].isna().all()  # no mode-1 milestone: no bound
+
+
 def test_sweep_reports_the_ratio_distribution(tmp_path):
     exp = get_experiment("two-modes-sweep")
     point = {k: v for k, v in TINY.items() if k in two_modes._POINT}
