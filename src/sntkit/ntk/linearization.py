@@ -231,11 +231,18 @@ class CellLinearization:
         return self.theta_adj_tm(to_time_major(E))
 
     # ------------------------------------------------------------------ compositions
-    def _batch_tile(self, k: int) -> int:
-        """Batch rows per tile so that a tile's ``(rows, k, N)`` step block stays in cache."""
+    def _batch_tile(
+        self, k: int, steps: int = 1, budget: int = TILE_BYTES, min_rows: int = TILE_MIN_ROWS
+    ) -> int:
+        """Batch rows per tile so that a tile's ``(steps, rows, k, N)`` block fits ``budget``.
+
+        Never fewer than ``min_rows`` (nor more than ``B``): smaller GEMMs lose more than the
+        cache gains. The step kernels keep one step's block (``steps=1``); the fused Fisher
+        product keeps a tile's whole ``T`` steps.
+        """
         _, B, N = self.prev_tm.shape
-        rows = TILE_BYTES // (k * N * self.prev_tm.element_size())
-        return max(1, min(B, max(rows, TILE_MIN_ROWS)))
+        rows = budget // (steps * k * N * self.prev_tm.element_size())
+        return max(1, min(B, max(rows, min_rows)))
 
     def _fused_jacobian_fwd(self, V: torch.Tensor) -> torch.Tensor:
         """Apply ``J`` tile by tile in the batch (:meth:`_fwd_tile` on each tile of ``Y``)."""
@@ -272,8 +279,7 @@ class CellLinearization:
         k = V.shape[0]
         Wg = self._site_weights(V)[0]
         G = Wg.new_zeros(k * N, self.site_mats[self.groups[0]].shape[1])
-        per_row = T * k * N * self.prev_tm.element_size()
-        tile = max(1, min(B, max(FISHER_TILE_BYTES // per_row, FISHER_TILE_MIN_ROWS)))
+        tile = self._batch_tile(k, T, FISHER_TILE_BYTES, FISHER_TILE_MIN_ROWS)
         Y = Wg.new_empty(T, tile, k, N)
         buf, scaled = Wg.new_empty(tile * k, N), Wg.new_empty(tile * k * N)
         for b0 in range(0, B, tile):
