@@ -2,9 +2,13 @@
 
 ``overhead``: SGD training (N = 64, B = 256, T = 25, float32) with a :class:`sntkit.Tracker`
 checking every 50 steps over the quick run's 1,500 steps (its four bifurcation events included:
-amortized), for several metric sets; the tracking time is reported as a fraction of the training
-time of the same run (loss, backward, step), so machine load cancels, beside the median cost of a
-check without an event in SGD steps of that run.
+amortized), for several metric sets. The unit is the minimal plain-torch SGD step of the same
+map and loss (``h ← tanh(h) Wᵀ + b`` in a Python loop, autograd, ``torch.optim.SGD``; no sntkit
+code), timed in bursts through the same run (every 250 steps, five consecutive steps after a
+warm-up one, like the loop's own back-to-back steps) so machine load cancels: the tracking time is
+reported as a fraction of the plain-torch training time of the run (steps × unit), beside the
+fraction of the loop's own training time (the sntkit student) and the median cost of a check
+without an event in units.
 
 ``policy``: per seed (``--seeds``), the student trained from the same initialization by plain
 SGD, by SGD under the always-on rank-1 natural-gradient preconditioner (refresh every 10 steps,
@@ -28,6 +32,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -35,10 +40,31 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import bench_parser, machine, parse, table
 from sntkit.experiments.natural_gradient import smoothness
 from sntkit.optim import StateSpaceNaturalGradient
-from sntkit.tasks.student_teacher import APP_B, StudentTeacherTask, make_student
+from sntkit.tasks.student_teacher import APP_B, READOUT, StudentTeacherTask, make_student
 from sntkit.tracking import METRICS, BifurcationAwarePolicy, Tracker
 
-CHECK_EVERY, DROP_WINDOW = 50, 20
+CHECK_EVERY, DROP_WINDOW, UNIT_EVERY, UNIT_BURST = 50, 20, 250, 5
+
+
+def plain_sgd_step(task: StudentTeacherTask) -> Callable[[], None]:
+    """The plain-torch SGD step on the task's map and loss (fresh ``W``, ``b``; lr 0)."""
+    N = task.h0.shape[1]
+    W = torch.nn.Parameter(torch.randn(N, N, generator=torch.Generator().manual_seed(0)) / N**0.5)
+    b = torch.nn.Parameter(torch.zeros(N))
+    opt = torch.optim.SGD([W, b], lr=0.0)
+    readout = list(READOUT)
+
+    def step() -> None:
+        h, hs = task.h0, []
+        for _ in range(task.steps):
+            h = torch.tanh(h) @ W.T + b
+            hs.append(h)
+        loss = (torch.stack(hs, 1)[..., readout] - task.targets).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
 
 
 def overhead(
@@ -71,6 +97,7 @@ def overhead(
         "Tracker defaults, all 256 sequences": {"monitor_kwargs": init},
     }
     out = {}
+    unit = plain_sgd_step(task)
     for name, cfg in configs.items():
         if only and not any(word in name for word in only):
             continue
@@ -78,7 +105,14 @@ def overhead(
         opt = torch.optim.SGD(student.parameters(), lr=APP_B["lr"])
         tracker = Tracker(student, h0=cfg.pop("h0", h0), steps=T, every=CHECK_EVERY, **cfg)
         train = track = 0.0
+        units = []
         for step in range(steps):
+            if step % UNIT_EVERY == 0:
+                unit()
+                t0 = time.perf_counter()
+                for _ in range(UNIT_BURST):
+                    unit()
+                units.append((time.perf_counter() - t0) / UNIT_BURST)
             t0 = time.perf_counter()
             loss = task.loss(student)
             opt.zero_grad()
@@ -89,10 +123,13 @@ def overhead(
             train += t1 - t0
             track += time.perf_counter() - t1
         quiet = [r["seconds"] for r in tracker.rows if not r["num_events"]]
+        unit_s = statistics.fmean(units)
         out[name] = {
             "train_s": train,
             "track_s": track,
-            "fraction": track / train,
+            "unit_ms": 1e3 * unit_s,
+            "fraction": track / (steps * unit_s),
+            "fraction_of_loop": track / train,
             "sgd_ms": 1e3 * train / steps,
             "quiet_check_ms": 1e3 * statistics.median(quiet),
             "events": len(tracker.events),
@@ -200,15 +237,22 @@ def main() -> None:
         rows = [
             (
                 k,
-                f"{v['train_s']:.2f}",
+                f"{v['unit_ms']:.2f} / {v['sgd_ms']:.2f}",
                 f"{v['track_s']:.2f}",
-                f"{100 * v['fraction']:.1f} %",
-                f"{v['quiet_check_ms']:.1f} ms = {v['quiet_check_ms'] / v['sgd_ms']:.1f} SGD",
+                f"{100 * v['fraction']:.1f} % ({100 * v['fraction_of_loop']:.1f} %)",
+                f"{v['quiet_check_ms']:.1f} ms = {v['quiet_check_ms'] / v['unit_ms']:.1f} SGD",
                 str(v["events"]),
             )
             for k, v in res.items()
         ]
-        heads = ("tracker every 50 steps", "train s", "track s", "track / train", "check", "events")
+        heads = (
+            "tracker every 50 steps",
+            "unit / loop step ms",
+            "track s",
+            "track / plain training (/ loop)",
+            "check",
+            "events",
+        )
         print(table(rows, heads))
         result["overhead"] = res
     else:

@@ -24,7 +24,6 @@ UNMIRRORED = {
     "experiments/progress.py": "tests/experiments/test_progress_plotting.py",
     "experiments/space_time.py": "a reproduction: tests/cli/test_builtin_reproductions.py",
     "experiments/student_teacher.py": "a reproduction: tests/cli/test_builtin_reproductions.py",
-    "linalg/orthogonal.py": "helpers of the estimators, tested through them",
     "linalg/probes.py": "probe generators of the estimators, tested through them",
     "models/gates.py": "gate arithmetic: tests/models/test_gru.py, tests/models/test_lstm.py",
     "models/init.py": "initializers, no formula",

@@ -4,7 +4,11 @@ torch adapters, bad input."""
 import math
 
 import pytest
+import scipy.sparse
+import scipy.sparse.csgraph
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sntkit.dynamics import (
     classify,
@@ -12,6 +16,7 @@ from sntkit.dynamics import (
     interpolate,
     solve_fixed_points,
 )
+from sntkit.dynamics.fixed_points import _components
 from sntkit.models import RNN, FunctionalCell
 
 DT = torch.float64
@@ -145,6 +150,48 @@ def test_dedup_merges_a_flat_point_but_keeps_close_distinct_points_apart():
     fp = solve_fixed_points(cell, past, inits=64)
     assert len(fp) == 3  # 0 and ±h*, h* ≈ √(3ε) ≈ 1.7e-3 apart
     assert float(fp.locations[:, 0].abs().max()) == pytest.approx(math.sqrt(3 * eps), rel=1e-3)
+
+
+def test_midpoints_find_the_middle_branch_of_a_shifted_pitchfork_unless_pairs_are_known():
+    """Just past a pitchfork centred away from 0 (so the ``h = 0`` seed does not help), random
+    starts find the two outer branches only; the closest pair's midpoint finds the middle one."""
+    c = torch.tensor([0.5, -0.3], dtype=DT)
+    g = torch.tensor([1 + 1e-4, 0.5], dtype=DT)
+    cell = FunctionalCell(
+        lambda p, h, x: p["c"] + p["g"] * torch.tanh(h - p["c"]), {"c": c, "g": g}, n_state=2
+    )
+    found = {m: solve_fixed_points(cell, {"c": c, "g": g}, inits=64, midpoints=m) for m in (0, 1)}
+    assert len(found[0]) == 2 and found[0].num_stable == 2
+    assert found[1].labels == ("stable node", "saddle (1 unstable)", "stable node")
+    torch.testing.assert_close(found[1].locations[1], c, rtol=0, atol=1e-9)
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="midpoints"):
+            solve_fixed_points(cell, {"c": c, "g": g}, inits=4, midpoints=bad)
+    # known points: a pair of two continued known points gets no midpoint (it was tried when
+    # they were found), a pair with a freshly found point does
+    outer = found[0].locations
+    p = {"c": c, "g": g}
+    both_known = solve_fixed_points(cell, p, inits=outer, known=outer)
+    assert len(both_known) == 2
+    one_known = solve_fixed_points(cell, p, inits=outer, known=outer[:1])
+    assert len(one_known) == 3
+    with pytest.raises(ValueError, match=r"known must be points \(k, 2\)"):
+        solve_fixed_points(cell, p, inits=4, known=outer[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 12), density=st.floats(0.0, 0.5), seed=st.integers(0, 10**6))
+def test_components_match_scipy_connected_components(n, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    same = (torch.rand(n, n, generator=g) < density).triu(1)
+    labels = _components(same)
+    _, ref = scipy.sparse.csgraph.connected_components(
+        scipy.sparse.coo_matrix(same.numpy()), directed=False
+    )
+    # the same partition, each part labelled by its smallest node
+    for i in range(n):
+        members = [j for j in range(n) if ref[j] == ref[i]]
+        assert int(labels[i]) == min(members)
 
 
 def test_bad_arguments_name_the_argument():

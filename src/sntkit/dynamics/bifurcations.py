@@ -46,6 +46,7 @@ parameter value does not pose as a bifurcation. Events whose signatures agree at
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +102,13 @@ class Signature:
 
     def key(self, i: int) -> tuple[int, int, int]:
         """Return point ``i``'s ``(fold sign, flip sign, #|λ| > 1)``."""
-        return int(self.fold_sign[i]), int(self.flip_sign[i]), int(self.outside[i])
+        return self._keys[i]
+
+    @functools.cached_property
+    def _keys(self) -> list[tuple[int, int, int]]:
+        # one conversion of each tensor instead of three scalar reads per point and comparison
+        cols = (self.fold_sign.tolist(), self.flip_sign.tolist(), self.outside.tolist())
+        return list(zip(*cols, strict=True))
 
     def differs(self, other: Signature) -> bool:
         """Return a different number of points, or a matched pair whose counts differ.

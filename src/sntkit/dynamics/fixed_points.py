@@ -19,9 +19,10 @@ batch:
    within 25 steps; it is off by default because the damped iteration descends ``q`` itself and
    was as reliable and 2–4× faster on the teacher and Memory-Pro GRUs;
 2. **seed** also ``h = 0`` (fixed for every map with ``f(0) = 0``, e.g. odd activations without
-   bias) and, after a first pass, the midpoints of the ``MAX_MIDPOINTS`` closest pairs of points
-   found: just past a pitchfork the middle branch has a basin of width ``~√|g − g*|`` (about the
-   outer pair's distance) under any descent on ``q`` and is otherwise easily missed;
+   bias) and, after a first pass, the midpoints of the ``midpoints`` (default
+   ``MAX_MIDPOINTS``) closest pairs of points found: just past a pitchfork the middle branch
+   has a basin of width ``~√|g − g*|`` (about the outer pair's distance) under any descent on
+   ``q`` and is otherwise easily missed;
 3. **drop** candidates that are not finite or whose residual ``‖F(h) − h‖`` exceeds
    ``residual_tol`` (slow points, where ``q`` has a positive local minimum, end here);
 4. **merge** duplicates: two converged candidates ``a, b`` are one fixed point when
@@ -47,9 +48,6 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 import torch
 from torch.func import jacrev, vmap
 
@@ -62,7 +60,7 @@ Map = Callable[[torch.Tensor], torch.Tensor]
 STABLE_LABELS = ("stable node", "stable focus")
 #: two candidates closer than this (relative) are the same point without further checks
 SAME_POINT_RTOL = 1e-9
-#: the midpoints of at most this many closest pairs of found points are extra Newton starts
+#: default number of closest pairs of found points whose midpoints are extra Newton starts
 MAX_MIDPOINTS = 64
 #: Newton stops for a candidate whose q fell by less than 0.1% in this many iterations in a row
 STALL_ITERS = 4
@@ -346,20 +344,18 @@ def solve_fixed_points(
     residual_tol: float = 1e-10,
     dedup_tol: float = 1e-3,
     margin: float = 1e-6,
-    follow: bool = False,
+    midpoints: int = MAX_MIDPOINTS,
+    known: torch.Tensor | None = None,
     vectors: bool = True,
     generator: torch.Generator | None = None,
 ) -> FixedPoints:
     """Return fixed points of ``h ↦ cell.step(params, h, x)`` for a parameter dict (see module).
 
-    The model-free entry point: a training monitor passes interpolated ``θ(s)``.
-
     Parameters
     ----------
-    cell:
-        The cell whose pure ``step`` is used (its own parameters are not read).
-    params:
-        Parameter values by name; converted to float64 copies.
+    cell, params:
+        The cell whose pure ``step`` is used (its own parameters are not read) and parameter
+        values by name (model-free: a monitor passes interpolated ``θ(s)``; float64 copies).
     x:
         A constant input ``(n_input,)``; ``None`` means no input for autonomous cells and a zero
         input for cells with ``n_input > 0``.
@@ -368,28 +364,40 @@ def solve_fixed_points(
         (e.g. states ``(B, T, N)``) from which ``num_samples`` states are drawn and perturbed by
         Gaussian noise of std ``noise``; or a number ``n`` of states to draw — from
         ``trajectory`` (plus noise) if given, else from ``N(0, scale²)``.
-    opt_steps, lr:
-        Adam steps (default 0) on the summed speed before Newton, and their learning rate.
-    newton_steps, residual_tol:
-        Maximum damped-Newton iterations (each candidate stops once converged); candidates
+    opt_steps, lr, newton_steps, residual_tol:
+        Adam steps (default 0) on the summed speed before Newton and their learning rate;
+        maximum damped-Newton iterations (each candidate stops once converged); candidates
         with ``‖F(h) − h‖ > residual_tol`` after them are dropped.
-    dedup_tol, margin:
+    dedup_tol, margin, midpoints:
         Relative distance below which two candidates merge if their midpoint is fixed too;
-        ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`).
-    follow, vectors:
-        ``inits`` are known points being followed (no midpoints of close pairs; implies
-        ``vectors=False``); ``vectors=False``: eigenvectors on first access of ``right``/``left``
-        (a monitor reads them at events only; the eigenvalues alone cost a third).
-    generator:
-        Randomness of drawn initial states (default: seed 0, deterministic).
+        ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`); number of closest
+        pairs whose midpoints seed a second pass (module docstring, step 2; ``0``: none, e.g.
+        to only follow known points).
+    known:
+        Points ``(k, N)`` found before at nearby parameters (a monitor's previous check): extra
+        Newton starts, and pairs of their continuations get no midpoint (tried before).
+    vectors, generator:
+        ``False``: eigenvectors on first access of ``right``/``left`` (a monitor reads them at
+        events only; the eigenvalues alone cost a third). Randomness of drawn initial states.
     """
-    _check_solver(cell, residual_tol, dedup_tol, opt_steps, newton_steps)
+    _check_solver(cell, residual_tol, dedup_tol, opt_steps, newton_steps, midpoints)
     p = _float64_params(params, cell)
     xi = constant_input(cell, x, device := next(iter(p.values())).device if p else "cpu")
     h = _initial_states(inits, cell.n_state, trajectory, num_samples, noise, scale, generator)
-    tols = newton_steps, residual_tol, dedup_tol
-    found = _search(cell, p, xi, h.to(device), opt_steps, lr, *tols, follow)
-    return linearize(cell, p, found, xi, margin, vectors=vectors and not follow)
+    h = torch.cat([old := _known_states(known, cell.n_state), h]).to(device)
+    tols = newton_steps, residual_tol, dedup_tol, midpoints
+    found = _search(cell, p, xi, h, opt_steps, lr, *tols, len(old))
+    return linearize(cell, p, found, xi, margin, vectors=vectors)
+
+
+def _known_states(known: torch.Tensor | None, N: int) -> torch.Tensor:
+    """``known`` as float64 CPU rows ``(k, N)`` (none: ``(0, N)``); a wrong shape names the fix."""
+    if known is None:
+        return torch.zeros(0, N, dtype=torch.float64)
+    if not isinstance(known, torch.Tensor) or known.ndim != 2 or known.shape[1] != N:
+        got = tuple(known.shape) if isinstance(known, torch.Tensor) else type(known).__name__
+        raise ValueError(f"known must be points (k, {N}) found before, got {got}")
+    return known.detach().to(device="cpu", dtype=torch.float64)
 
 
 def _search(
@@ -402,9 +410,13 @@ def _search(
     newton_steps: int,
     residual_tol: float,
     dedup_tol: float,
-    follow: bool,
+    midpoints: int,
+    known: int,
 ) -> torch.Tensor:
-    """Return the distinct fixed points ``(n, N)`` of the cell's map reached from ``h``."""
+    """Return the distinct fixed points ``(n, N)`` of the cell's map reached from ``h``.
+
+    The first ``known`` rows of ``h`` are points known before (``solve_fixed_points(known=)``).
+    """
     F = step_map(cell, p, x)
 
     def jac(h: torch.Tensor) -> torch.Tensor:
@@ -412,15 +424,31 @@ def _search(
 
     h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
     h = _newton(F, jac, _descend(F, h, opt_steps, lr), newton_steps)
+    continued = _converged(F, h[:known], residual_tol)[0]
     points, res = _converged(F, h, residual_tol)
     points = _dedup(F, points, res, dedup_tol, residual_tol)
-    if not follow and len(points) >= 2:
-        points = _with_midpoints(F, jac, points, newton_steps, residual_tol, dedup_tol)
+    if midpoints and len(points) >= 2:
+        fresh = ~_near_any(points, continued, dedup_tol)
+        pairs = midpoints, newton_steps, residual_tol, dedup_tol
+        points = _with_midpoints(F, jac, points, fresh, *pairs)
     return points
 
 
+def _near_any(points: torch.Tensor, others: torch.Tensor, tol: float) -> torch.Tensor:
+    """Mask of ``points`` within ``tol (1 + max norm)`` of some row of ``others``."""
+    if not len(others):
+        return torch.zeros(len(points), dtype=torch.bool, device=points.device)
+    scale = 1 + torch.maximum(points.norm(dim=1)[:, None], others.norm(dim=1)[None, :])
+    return (torch.cdist(points, others) <= tol * scale).any(1)
+
+
 def _check_solver(
-    cell: Cell, residual_tol: float, dedup_tol: float, opt_steps: int, newton_steps: int
+    cell: Cell,
+    residual_tol: float,
+    dedup_tol: float,
+    opt_steps: int,
+    newton_steps: int,
+    midpoints: int,
 ) -> None:
     """``ValueError`` naming the argument of :func:`solve_fixed_points` that is out of range."""
     if cell.n_state < 1:
@@ -432,25 +460,33 @@ def _check_solver(
         raise ValueError(
             f"opt_steps and newton_steps must be >= 0, got {opt_steps}, {newton_steps}"
         )
+    if isinstance(midpoints, bool) or not isinstance(midpoints, int) or midpoints < 0:
+        raise ValueError(f"midpoints must be an int >= 0 (pairs), got {midpoints!r}")
 
 
 def _with_midpoints(
     F: Map,
     jac: Map,
     points: torch.Tensor,
+    fresh: torch.Tensor,
+    pairs: int,
     newton_steps: int,
     residual_tol: float,
     dedup_tol: float,
 ) -> torch.Tensor:
-    """``points`` plus the fixed points Newton finds from the midpoints of the closest pairs.
+    """``points`` plus the fixed points Newton finds from the midpoints of the ``pairs`` closest.
 
     The middle branch of a (nearly) symmetric pitchfork has a basin of width ~ the outer pair's
-    distance under any descent on ``q``; Newton from the midpoints of the closest pairs lands on
-    it (distant pairs' middles have wide basins and need no help).
+    distance under any descent on ``q``, and a saddle between two attractors sits on their
+    basins' boundary; Newton from the midpoints lands on them. Only pairs with a ``fresh`` point
+    are taken: two continued known points had their midpoint tried when they were found.
     """
     i, j = torch.triu_indices(len(points), len(points), 1, device=points.device)
+    i, j = i[fresh[i] | fresh[j]], j[fresh[i] | fresh[j]]
+    if not len(i):
+        return points
     closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
-    i, j = i[closest[:MAX_MIDPOINTS]], j[closest[:MAX_MIDPOINTS]]
+    i, j = i[closest[:pairs]], j[closest[:pairs]]
     mids, mres = _converged(
         F, _newton(F, jac, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
     )
@@ -594,63 +630,94 @@ def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -
 
 
 def _newton(F: Map, jac: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
-    """Damped Newton / Levenberg–Marquardt polish (module docstring, step 2), float64."""
+    """Damped Newton / Levenberg–Marquardt polish (module docstring, step 2), float64.
+
+    The active candidates are kept compact (dropped once done) and each iteration reuses the
+    residual its accepted step already evaluated: one ``F`` and one Jacobian per iteration.
+    """
     n, N = h.shape
     if n == 0 or steps == 0:
         return h
     h = h.clone()
     eye = torch.eye(N, dtype=h.dtype, device=h.device)
-    mu = torch.full((n,), 1e-3, dtype=h.dtype, device=h.device)
+    # μ's update by the step taken (none, Newton, 1/2, 1/4, LM): trust grows after full steps
+    mu_factor = torch.tensor([10.0, 0.1, 1.0, 1.0, 1 / 3], dtype=h.dtype, device=h.device)
     eps = torch.finfo(h.dtype).eps
-    active = torch.isfinite(h).all(1)
-    stalls = torch.zeros(n, dtype=torch.long, device=h.device)
-    fractions = torch.tensor([1.0, 0.5, 0.25, 0.0], dtype=h.dtype, device=h.device)
+    idx = torch.isfinite(h).all(1).nonzero()[:, 0]
+    ha = h[idx]
+    r = F(ha) - ha
+    m = torch.full((len(idx),), 1e-3, dtype=h.dtype, device=h.device)
+    stalls = torch.zeros(len(idx), dtype=torch.long, device=h.device)
     for _ in range(steps):
-        idx = active.nonzero()[:, 0]
         if idx.numel() == 0:
             break
-        ha, m = h[idx], mu[idx]
-        r = F(ha) - ha
         q = r.square().sum(1)
         A = jac(ha) - eye
         newton, info = torch.linalg.solve_ex(A, -r)
         newton = torch.where((info == 0)[:, None] & torch.isfinite(newton), newton, 0.0)
-        steps_ = fractions[:, None, None] * newton  # the last row (0) holds the LM step
-        qt = torch.full((len(fractions), len(idx)), torch.inf, dtype=h.dtype, device=h.device)
-        qt[:-1] = _speeds(F, ha + steps_[:-1])
-        # the LM step is taken only where no Newton fraction improves q: solve it only there
-        lost = (~(torch.isfinite(qt[:-1]) & (qt[:-1] < q)).any(0)).nonzero()[:, 0]
-        if lost.numel():
-            steps_[-1, lost] = _levenberg_marquardt(A[lost], r[lost], m[lost])
-            qt[-1, lost] = _speeds(F, ha[lost] + steps_[-1, lost])
-        better = torch.isfinite(qt) & (qt < q)
-        choice = torch.where(better.any(0), better.int().argmax(0), -1)
+        step, r_new, choice = _damped_step(F, ha, A, r, q, m, newton)
         ok = choice >= 0
-        pick = choice.clamp_min(0)
-        chosen = steps_.gather(0, pick[None, :, None].expand(1, -1, N))[0]
-        new = torch.where(ok[:, None], ha + chosen, ha)
-        h[idx] = new
-        m = torch.where(
-            ok & (pick == 0),
-            m / 10,
-            torch.where(ok & (pick == 3), m / 3, torch.where(ok, m, m * 10)),
-        )
-        mu[idx] = m.clamp(1e-15, 1e15)
-        q_new = torch.where(ok, qt.gather(0, pick[None])[0], q)
-        tiny = (eps * (1 + new.norm(dim=1))) ** 2
+        ha = torch.where(ok[:, None], ha + step, ha)
+        h[idx] = ha
+        q_new = r_new.square().sum(1)
+        m = (m * mu_factor[choice + 1]).clamp(1e-15, 1e15)
+        # 2q at rounding level: each of the N entries of F(h) − h is off by ~eps (1 + ‖h‖)
+        tiny = N * (eps * (1 + ha.norm(dim=1))) ** 2
         # converged to rounding; stuck at a positive minimum of q (a slow point: no step helps,
         # or q has barely moved for STALL_ITERS iterations); or no longer improvable (a failed
         # step at a residual near rounding)
-        st = torch.where(q_new > (1 - 1e-3) * q, stalls[idx] + 1, 0)
-        stalls[idx] = st
+        stalls = torch.where(q_new > (1 - 1e-3) * q, stalls + 1, 0)
         done = (
             (q_new <= tiny)
             | (~ok & ((m > 1e8) | (q <= 1e8 * tiny)))
-            | (ok & (chosen.norm(dim=1) <= eps * new.norm(dim=1)))
-            | (st >= STALL_ITERS)
+            | (ok & (step.norm(dim=1) <= eps * ha.norm(dim=1)))
+            | (stalls >= STALL_ITERS)
         )
-        active[idx] = ~done
+        keep = (~done).nonzero()[:, 0]
+        if len(keep) < len(idx):
+            idx, ha, r, m, stalls = idx[keep], ha[keep], r_new[keep], m[keep], stalls[keep]
+        else:
+            r = r_new
     return h
+
+
+def _damped_step(
+    F: Map,
+    h: torch.Tensor,
+    A: torch.Tensor,
+    r: torch.Tensor,
+    q: torch.Tensor,
+    mu: torch.Tensor,
+    newton: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per candidate the first of Newton, its halves (1/2, 1/4) and LM that lowers ``2q``.
+
+    Returns the step, the residual ``F(h') − h'`` after it (the old one where nothing helps)
+    and which step was taken (0 Newton, 1 half, 2 quarter, 3 LM, −1 none). Each alternative
+    is evaluated only where all before it failed: near a fixed point the full step almost
+    always wins, so an iteration costs one evaluation of ``F``.
+    """
+    step = newton.clone()
+    r_new = _residuals(F, h + newton)
+    q_new = r_new.square().sum(-1)
+    choice = torch.where(torch.isfinite(q_new) & (q_new < q), 0, -1)
+    lost = (choice < 0).nonzero()[:, 0]
+    if lost.numel():
+        tries = torch.stack([0.5 * newton[lost], 0.25 * newton[lost]])
+        rt = _residuals(F, h[lost] + tries)
+        qt = rt.square().sum(-1)
+        better = torch.isfinite(qt) & (qt < q[lost])
+        first = better.int().argmax(0)
+        cols = torch.arange(len(lost), device=h.device)
+        step[lost], r_new[lost] = tries[first, cols], rt[first, cols]
+        choice[lost] = torch.where(better.any(0), first + 1, -1)
+        lost = lost[choice[lost] < 0]
+    if lost.numel():
+        step[lost] = _levenberg_marquardt(A[lost], r[lost], mu[lost])
+        r_new[lost] = _residuals(F, h[lost] + step[lost])
+        q_lm = r_new[lost].square().sum(-1)
+        choice[lost] = torch.where(torch.isfinite(q_lm) & (q_lm < q[lost]), 3, -1)
+    return step, torch.where((choice >= 0)[:, None], r_new, r), choice
 
 
 def _levenberg_marquardt(A: torch.Tensor, r: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
@@ -662,10 +729,10 @@ def _levenberg_marquardt(A: torch.Tensor, r: torch.Tensor, mu: torch.Tensor) -> 
     return torch.nan_to_num(lm[..., 0], 0.0, 0.0, 0.0)
 
 
-def _speeds(F: Map, h: torch.Tensor) -> torch.Tensor:
-    """``2 q = ‖F(h) − h‖²`` over the last axis, for ``h`` of shape ``(..., N)``."""
+def _residuals(F: Map, h: torch.Tensor) -> torch.Tensor:
+    """``F(h) − h`` for ``h`` of shape ``(..., N)``."""
     flat = h.reshape(-1, h.shape[-1])
-    return (F(flat) - flat).square().sum(1).reshape(h.shape[:-1])
+    return (F(flat) - flat).reshape(h.shape)
 
 
 def _dedup(
@@ -686,16 +753,27 @@ def _dedup(
         mid = 0.5 * (points[i] + points[j])
         rm = torch.linalg.vector_norm(F(mid) - mid, dim=1)
         same[i[rm <= residual_tol], j[rm <= residual_tol]] = True
-    a, b = same.nonzero(as_tuple=True)
-    graph = scipy.sparse.coo_matrix(
-        (np.ones(a.numel()), (a.cpu().numpy(), b.cpu().numpy())), shape=(n, n)
-    )
-    _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    labels_t = torch.as_tensor(labels, device=points.device)
+    labels = _components(same)
     # the smallest-residual member of each cluster: the first of its label in residual order
     order = torch.argsort(residuals, stable=True)
     positions = torch.arange(n, device=points.device)
-    first = torch.full((int(labels_t.max()) + 1,), n, dtype=torch.long, device=points.device)
-    first = first.scatter_reduce(0, labels_t[order], positions, reduce="amin")
-    out = points[order[first]]
+    first = torch.full((n,), n, dtype=torch.long, device=points.device)
+    first = first.scatter_reduce(0, labels[order], positions, reduce="amin")
+    out = points[order[first[first < n]]]
     return out[torch.argsort(out.norm(dim=1), stable=True)]
+
+
+def _components(same: torch.Tensor) -> torch.Tensor:
+    """Label each node of the undirected graph ``same`` ``(n, n)`` by its component's smallest.
+
+    Label propagation: a few rounds for a handful of points, where scipy's sparse-graph set-up
+    alone costs several times more.
+    """
+    n = same.shape[0]
+    adj = same | same.T | torch.eye(n, dtype=torch.bool, device=same.device)
+    labels = torch.arange(n, device=same.device)
+    while True:
+        new = torch.where(adj, labels[None, :], n).amin(1)
+        if torch.equal(new, labels):
+            return labels
+        labels = new

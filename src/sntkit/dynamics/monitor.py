@@ -4,7 +4,8 @@ A :class:`BifurcationMonitor` is called by a training loop at *checks* (every ``
 every ``fine_every`` steps for ``fine_window`` steps after an event). At each check it
 
 1. finds the fixed points at the current parameters, warm-started from the previous check's
-   points (plus random states and, if given, states of the current trajectory), and matches
+   points (plus random states and, if given, states of the current trajectory; midpoints only
+   of pairs with a newly found point, see ``known`` of :func:`solve_fixed_points`), and matches
    them to the previous ones (location, then leading eigenvalues; greedy nearest pairs), so every
    point keeps a *track id* while it exists;
 2. records a flat metrics row: ``loss`` (passed in), the number of fixed points and of stable /
@@ -170,8 +171,7 @@ class BifurcationMonitor:
         g = torch.Generator().manual_seed(self.seed)
         N = self.cell.n_state
         inits = [self.init_scale * torch.randn(self.num_inits, N, generator=g, dtype=torch.float64)]
-        if self.prev is not None and len(self.prev[2]):
-            inits.append(self.prev[2].points.locations.cpu())
+        known = None if self.prev is None else self.prev[2].points.locations
         if callable(trajectory):
             trajectory = trajectory()
         if trajectory is not None:
@@ -180,7 +180,9 @@ class BifurcationMonitor:
             inits.append(flat[idx])
         if extra is not None:
             inits.append(extra.cpu())
-        return solve_fixed_points(self.cell, params, self.x, torch.cat(inits), **self.finder_kwargs)
+        return solve_fixed_points(
+            self.cell, params, self.x, torch.cat(inits), known=known, **self.finder_kwargs
+        )
 
     def check(
         self,
@@ -265,7 +267,7 @@ class BifurcationMonitor:
         """Return the check's signature and whether a full search made it (``explore_every``)."""
         count, self._checks = self._checks, self._checks + 1
         if self.prev is not None and self.anchor is not None and count % self.explore_every:
-            kwargs = self.finder_kwargs | {"follow": True}
+            kwargs = self.finder_kwargs | {"midpoints": 0, "vectors": False}
             known = self.prev[2].points.locations.cpu()
             followed = Signature.of(solve_fixed_points(self.cell, p, self.x, known, **kwargs))
             if not followed.degenerate and not self.anchor[2].differs(followed):
@@ -346,18 +348,20 @@ class BifurcationMonitor:
                 ids[j] = self._next_id
                 self._next_id += 1
         self._ids = ids
-        tests = fps.test_functions()
+        # whole tensors to Python at once: per-element reads cost a dispatch each
+        tests = {k: v.tolist() for k, v in fps.test_functions().items()}
         near = fps.nearest_to_circle()
+        near_re, near_im, locations = near.real.tolist(), near.imag.tolist(), fps.locations.tolist()
         self.history.append(
             {
                 "step": step,
                 "points": [
                     {
                         "id": ids[j],
-                        "location": fps.locations[j].tolist(),
+                        "location": locations[j],
                         "label": fps.labels[j],
-                        "critical_eigenvalue": [float(near[j].real), float(near[j].imag)],
-                        **{k: _finite_or_none(float(v[j])) for k, v in tests.items()},
+                        "critical_eigenvalue": [near_re[j], near_im[j]],
+                        **{k: _finite_or_none(v[j]) for k, v in tests.items()},
                     }
                     for j in range(len(fps))
                 ],

@@ -35,10 +35,26 @@ def orth_against(X: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
     for _ in range(2):
         if basis is not None and basis.shape[0]:
             X = X - (X @ basis.T) @ basis
-    _, sv, Vh = torch.linalg.svd(X, full_matrices=False)
+    sv, Vh = _row_svd(X)
     threshold = drop_tolerance(X.dtype) * max(scale, torch.finfo(X.dtype).tiny)
     Q = Vh[sv > threshold]
     if basis is not None and basis.shape[0] and Q.shape[0]:
         Q = Q - (Q @ basis.T) @ basis
         Q = torch.linalg.qr(Q.T).Q.T
     return Q
+
+
+def _row_svd(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values and right singular vectors (rows) of ``X`` ``(j, n)``.
+
+    For a wide block (``j < n``, the usual case: a few vectors of a large space) through the QR
+    factorization ``X^T = Q R`` and the ``j × j`` SVD ``R = U S V^T``: ``X = V S (Q U)^T``, so
+    the rows of ``(Q U)^T`` are the right singular vectors — backward stable like the SVD of
+    ``X`` itself and several times cheaper (LAPACK's wide SVD is slow for ``j << n``).
+    """
+    if X.shape[0] >= X.shape[1]:
+        _, sv, Vh = torch.linalg.svd(X, full_matrices=False)
+        return sv, Vh
+    Q, R = torch.linalg.qr(X.mT)
+    U, sv, _ = torch.linalg.svd(R)
+    return sv, (Q @ U).mT

@@ -111,7 +111,7 @@ class Cell(nn.Module):
 
     def base_sites(self, h: torch.Tensor, x: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Return the constant site ``"one"`` and, for cells with inputs, the input site ``"x"``."""
-        sites = {"one": torch.ones_like(h[..., :1])}
+        sites = {"one": h.new_ones((*h.shape[:-1], 1))}
         if self.n_input:
             if x is None:
                 raise ValueError(f"this {type(self).__name__} has inputs (n_input > 0): pass x")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 Params = Mapping[str, torch.Tensor]
+_ALL_ROWS = slice(None)
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,15 @@ def preactivation(
     for use in uses:
         if use.group != group:
             continue
-        w = params[use.param][use.rows]
+        w = params[use.param]
+        if use.rows != _ALL_ROWS:  # a view of the whole weight is one more autograd node
+            w = w[use.rows]
+        if w.ndim == 1 and use.site == "one" and out is not None:
+            out = out + w  # a bias: ``1 · b`` is ``b``, added without the ones
+            continue
         site = sites[use.site]
-        term = site * w if w.ndim == 1 else site @ w.T
+        # linear(site, w) is the GEMM of site @ w.T without a Python-level transpose
+        term = site * w if w.ndim == 1 else torch.nn.functional.linear(site, w)
         out = term if out is None else out + term
     if out is None:
         raise KeyError(f"no site use feeds group {group!r}")
