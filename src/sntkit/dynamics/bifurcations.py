@@ -204,13 +204,17 @@ def interpolate(p0: Mapping[str, torch.Tensor], p1: Mapping[str, torch.Tensor], 
 def default_finder(
     num_random: int = 16, scale: float = 1.0, seed: int = 0, **kwargs: Any
 ) -> Finder:
-    """Return a finder for :func:`scan`: given seeds plus ``num_random`` ``N(0, scale²)`` states."""
+    """Return a finder for :func:`scan`: given seeds plus ``num_random`` ``N(0, scale²)`` states.
+
+    The seeds are points known at nearby ``s``: ``known=`` of :func:`solve_fixed_points`, so
+    midpoints are taken only of pairs with a point none of them led to.
+    """
 
     def find(cell: Cell, params: Params, x: torch.Tensor | None, seeds: torch.Tensor | None):
         g = torch.Generator().manual_seed(seed)
         rand = scale * torch.randn(num_random, cell.n_state, generator=g, dtype=torch.float64)
-        inits = rand if seeds is None or seeds.numel() == 0 else torch.cat([seeds.cpu(), rand])
-        return solve_fixed_points(cell, params, x, inits, **kwargs)
+        known = None if seeds is None or seeds.numel() == 0 else seeds
+        return solve_fixed_points(cell, params, x, rand, known=known, **kwargs)
 
     return find
 

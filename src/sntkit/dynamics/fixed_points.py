@@ -146,6 +146,11 @@ class FixedPoints:
 
     def nearest_to_circle(self) -> torch.Tensor:
         """Per point the eigenvalue closest to the unit circle (``min ||λ| − 1|``), ``(n,)``."""
+        return self._nearest
+
+    @functools.cached_property
+    def _nearest(self) -> torch.Tensor:
+        # read by a monitor's metrics and its history at every check: computed once
         if not len(self):
             return torch.zeros(0, dtype=torch.complex128)
         j = (self.eigvals.abs() - 1).abs().argmin(1)
@@ -163,6 +168,10 @@ class FixedPoints:
           to a conjugate pair; the full determinant also vanishes at real pairs with
           ``λ_i λ_j = 1`` (neutral saddles), which are not bifurcations, so it is not used.
         """
+        return dict(self._tests)
+
+    @functools.cached_property
+    def _tests(self) -> dict[str, torch.Tensor]:
         ev = self.eigvals
         n = len(self)
         if n == 0:
