@@ -39,6 +39,16 @@ def test_exploding_trajectory_reports_the_step():
         state_ntk(cell, torch.full((1, 1), 2.0, dtype=DT), steps=20)
 
 
+def test_huge_but_finite_trajectory_is_accepted_and_the_first_bad_step_is_named():
+    # float32 states near 3e38: their sum overflows, every state is finite (no error)
+    still = FunctionalCell(lambda p, h, x: p["a"] * h, {"a": torch.tensor(1.0)}, n_state=2)
+    ntk = state_ntk(still, torch.full((4, 2), 3e38), steps=3)
+    assert ntk.states.shape == (4, 3, 2)
+    grow = FunctionalCell(lambda p, h, x: p["a"] * h, {"a": torch.tensor(10.0)}, n_state=2)
+    with pytest.raises(ValueError, match=r"not finite from step t=2 "):
+        state_ntk(grow, torch.full((4, 2), 1e37), steps=3)  # 1e38, then inf at h_2
+
+
 def test_unsupported_module_says_how_to_wrap():
     with pytest.raises(TypeError, match="FunctionalCell"):
         state_ntk(torch.nn.Linear(3, 3), torch.zeros(1, 3), steps=2)

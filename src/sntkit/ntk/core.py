@@ -17,6 +17,7 @@ literally ``P_core (V V^T ⊗ I_n) P_core^*``; for the GRU the candidate gate ne
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,8 +41,17 @@ class WeightSites:
     widths: dict[str, tuple[int, ...]]
     #: group sizes ``n_g`` (all groups of the cell, trained or not)
     sizes: dict[str, int]
-    #: the joint site matrix ``V`` of paper 004 (one block per distinct trained (param, site))
-    joint: torch.Tensor
+    #: the blocks of :attr:`joint`, one per distinct trained (param, site)
+    joint_blocks: tuple[torch.Tensor, ...]
+
+    @functools.cached_property
+    def joint(self) -> torch.Tensor:
+        """The joint site matrix ``V`` of paper 004 ``(B, T, m)``.
+
+        Assembled on first use: only the Kronecker core reads it, while every NTK product
+        works on the per-group matrices (a copy of all sites saved at each build).
+        """
+        return torch.cat(self.joint_blocks, dim=-1)
 
 
 def weight_sites(
@@ -97,7 +107,7 @@ def collect_weight_sites(
         uses={g: tuple(by_group[g]) for g in order},
         widths={g: tuple(b.shape[-1] for b in blocks[g]) for g in order},
         sizes=sizes,
-        joint=torch.cat(list(joint.values()), dim=-1),
+        joint_blocks=tuple(joint.values()),
     )
 
 
