@@ -14,6 +14,38 @@ from collections.abc import Callable
 import torch
 
 
+def plain_rnn_sgd_step(
+    h0: torch.Tensor,
+    steps: int,
+    W0: torch.Tensor,
+    target: torch.Tensor,
+    readout: list[int] | None = None,
+) -> Callable[[], None]:
+    """The unit of the benchmarks: the minimal plain-torch SGD step of the post-form RNN.
+
+    ``h ← tanh(h) Wᵀ + b`` in a Python loop from ``h0`` for ``steps`` steps, the mean squared
+    error of the states (their ``readout`` coordinates) against ``target``, autograd and
+    ``torch.optim.SGD`` — no sntkit code. ``W`` starts as a copy of ``W0``, ``b`` at zero, lr 0
+    (the step's cost does not depend on the values).
+    """
+    W = torch.nn.Parameter(W0.detach().clone())
+    b = torch.nn.Parameter(torch.zeros(W0.shape[0], dtype=W0.dtype))
+    opt = torch.optim.SGD([W, b], lr=0.0)
+    cols = slice(None) if readout is None else readout
+
+    def step() -> None:
+        h, hs = h0, []
+        for _ in range(steps):
+            h = torch.tanh(h) @ W.T + b
+            hs.append(h)
+        loss = (torch.stack(hs, 1)[..., cols] - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds."""
     for _ in range(warmup):

@@ -41,7 +41,16 @@ import torch
 from torch.func import jacrev, jvp, vjp
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bench_parser, machine, paired, parse, peak_rss_gib, table, timeit
+from common import (
+    bench_parser,
+    machine,
+    paired,
+    parse,
+    peak_rss_gib,
+    plain_rnn_sgd_step,
+    table,
+    timeit,
+)
 from kpflow_bench import kpflow_cell, kpflow_ntk, load_kpflow
 from sntkit.linalg import effective_rank, eigsh
 from sntkit.models import RNN
@@ -61,32 +70,13 @@ EIG_KW = {"tol": 1e-3, "block_size": 10}  # the scaling table's top-10 call (as 
 QUICK_SIZES = [(32, 64, 10), (32, 64, 40), (32, 256, 10)]
 
 
-def plain_sgd_step(N: int, B: int, T: int, h0: torch.Tensor, W0: torch.Tensor) -> Callable:
-    """The plain-torch SGD step on the same map (W, b copied from the model; lr 0)."""
-    W = torch.nn.Parameter(W0.detach().clone())
-    b = torch.nn.Parameter(torch.zeros(N))
-    target = torch.randn(B, T, N, generator=torch.Generator().manual_seed(1))
-    opt = torch.optim.SGD([W, b], lr=0.0)
-
-    def step() -> None:
-        h, hs = h0, []
-        for _ in range(T):
-            h = torch.tanh(h) @ W.T + b
-            hs.append(h)
-        loss = (torch.stack(hs, 1) - target).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
-
-
 def setup(N: int, B: int, T: int) -> tuple[RNN, torch.Tensor, Callable]:
     torch.manual_seed(0)
     model = RNN(N, 0, form="post", gain=0.9)
     h0 = torch.rand(B, N) * 0.2 - 0.1
     h0[:, :2] = torch.rand(B, 2) * 4 - 2
-    return model, h0, plain_sgd_step(N, B, T, h0, model.W)
+    target = torch.randn(B, T, N, generator=torch.Generator().manual_seed(1))
+    return model, h0, plain_rnn_sgd_step(h0, T, model.W, target)
 
 
 def top10(model: RNN, h0: torch.Tensor, T: int, **kw: object) -> tuple:

@@ -32,39 +32,17 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import bench_parser, machine, parse, table
+from common import bench_parser, machine, parse, plain_rnn_sgd_step, table
 from sntkit.experiments.natural_gradient import smoothness
 from sntkit.optim import StateSpaceNaturalGradient
 from sntkit.tasks.student_teacher import APP_B, READOUT, StudentTeacherTask, make_student
 from sntkit.tracking import METRICS, BifurcationAwarePolicy, Tracker
 
 CHECK_EVERY, DROP_WINDOW, UNIT_EVERY, UNIT_BURST = 50, 20, 250, 5
-
-
-def plain_sgd_step(task: StudentTeacherTask) -> Callable[[], None]:
-    """The plain-torch SGD step on the task's map and loss (fresh ``W``, ``b``; lr 0)."""
-    N = task.h0.shape[1]
-    W = torch.nn.Parameter(torch.randn(N, N, generator=torch.Generator().manual_seed(0)) / N**0.5)
-    b = torch.nn.Parameter(torch.zeros(N))
-    opt = torch.optim.SGD([W, b], lr=0.0)
-    readout = list(READOUT)
-
-    def step() -> None:
-        h, hs = task.h0, []
-        for _ in range(task.steps):
-            h = torch.tanh(h) @ W.T + b
-            hs.append(h)
-        loss = (torch.stack(hs, 1)[..., readout] - task.targets).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
 
 
 def overhead(
@@ -97,7 +75,9 @@ def overhead(
         "Tracker defaults, all 256 sequences": {"monitor_kwargs": init},
     }
     out = {}
-    unit = plain_sgd_step(task)
+    N = h0.shape[1]
+    W0 = torch.randn(N, N, generator=torch.Generator().manual_seed(0)) / N**0.5
+    unit = plain_rnn_sgd_step(h0, T, W0, task.targets, list(READOUT))
     for name, cfg in configs.items():
         if only and not any(word in name for word in only):
             continue
