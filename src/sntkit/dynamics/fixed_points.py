@@ -433,22 +433,21 @@ def _search(
 
     h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
     h = _newton(F, jac, _descend(F, h, opt_steps, lr), newton_steps)
-    continued = _converged(F, h[:known], residual_tol)[0]
-    points, res = _converged(F, h, residual_tol)
+    points, res, keep = _converged(F, h, residual_tol)
+    continued = h[:known][keep[:known]]
     points = _dedup(F, points, res, dedup_tol, residual_tol)
     if midpoints and len(points) >= 2:
-        fresh = ~_near_any(points, continued, dedup_tol)
+        # a point is fresh when no known point's continuation is within dedup_tol of it
+        fresh = ~(_relative_distances(points, continued) <= dedup_tol).any(1)
         pairs = midpoints, newton_steps, residual_tol, dedup_tol
         points = _with_midpoints(F, jac, points, fresh, *pairs)
     return points
 
 
-def _near_any(points: torch.Tensor, others: torch.Tensor, tol: float) -> torch.Tensor:
-    """Mask of ``points`` within ``tol (1 + max norm)`` of some row of ``others``."""
-    if not len(others):
-        return torch.zeros(len(points), dtype=torch.bool, device=points.device)
-    scale = 1 + torch.maximum(points.norm(dim=1)[:, None], others.norm(dim=1)[None, :])
-    return (torch.cdist(points, others) <= tol * scale).any(1)
+def _relative_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``‖a_i − b_j‖ / (1 + max(‖a_i‖, ‖b_j‖))``, the scale of every "same point" rule."""
+    scale = 1 + torch.maximum(a.norm(dim=1)[:, None], b.norm(dim=1)[None, :])
+    return torch.cdist(a, b) / scale
 
 
 def _check_solver(
@@ -496,7 +495,7 @@ def _with_midpoints(
         return points
     closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
     i, j = i[closest[:pairs]], j[closest[:pairs]]
-    mids, mres = _converged(
+    mids, mres, _ = _converged(
         F, _newton(F, jac, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
     )
     both = torch.cat([points, mids])
@@ -602,10 +601,13 @@ def _sample(traj: torch.Tensor, n: int, noise: float, g: torch.Generator) -> tor
     return flat[idx] + noise * torch.randn(n, flat.shape[1], generator=g, dtype=torch.float64)
 
 
-def _converged(F: Map, h: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _converged(
+    F: Map, h: torch.Tensor, tol: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return the finite rows of ``h`` with ``‖F(h) − h‖ <= tol``, their residuals, the mask."""
     res = torch.linalg.vector_norm(F(h) - h, dim=1)
     keep = torch.isfinite(h).all(1) & torch.isfinite(res) & (res <= tol)
-    return h[keep], res[keep]
+    return h[keep], res[keep], keep
 
 
 def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -> torch.Tensor:
@@ -751,12 +753,10 @@ def _dedup(
     n = points.shape[0]
     if n <= 1:
         return points
-    norms = points.norm(dim=1)
-    dist = torch.cdist(points, points)
-    scale = 1 + torch.maximum(norms[:, None], norms[None, :])
+    dist = _relative_distances(points, points)
     upper = torch.ones(n, n, dtype=torch.bool, device=points.device).triu(1)
-    same = upper & (dist <= SAME_POINT_RTOL * scale)
-    near = upper & ~same & (dist <= tol * scale)
+    same = upper & (dist <= SAME_POINT_RTOL)
+    near = upper & ~same & (dist <= tol)
     i, j = near.nonzero(as_tuple=True)
     if i.numel():
         mid = 0.5 * (points[i] + points[j])
