@@ -71,12 +71,11 @@ class StateNTK(GlobalStateViews):
         self.traj = traj
         self.h0 = h0
         self.path = path
-        max_probes_given = max_probes is not None
+        self._max_probes_given = max_probes is not None
         if max_probes is None:
             state_bytes = math.prod(traj.shape) * traj.states.element_size()
             max_probes = max(1, PROBE_MEMORY_BUDGET // (PROBE_FOOTPRINT * state_bytes))
         self.max_probes = max_probes
-        self._max_probes_given = max_probes_given
 
     # ------------------------------------------------------------------ data
     @property

@@ -40,15 +40,16 @@ def unroll(
     check_rollout_args(cell, params, h0, inputs, steps)
     with torch.no_grad():
         states = rollout(cell, params, h0, inputs, steps)
-    # one reduction decides (a sum is finite iff every state is, barring overflow of huge
-    # finite states, which the exact test below then clears); the exact test only on failure
-    finite = torch.isfinite(states.sum()) or torch.isfinite(states).flatten(2).all(-1).all(0)
-    if not bool(finite.all()):
-        t = int((~finite).nonzero()[0]) + 1
-        raise ValueError(
-            f"the trajectory is not finite from step t={t} on (state h_{t} has NaN/inf): the "
-            "dynamics explode; use fewer steps, a smaller gain or initial state, or float64"
-        )
+    # one reduction decides: a sum is finite iff every state is, barring overflow of huge finite
+    # states, which the exact per-step test then clears
+    if not bool(torch.isfinite(states.sum())):
+        finite = torch.isfinite(states).flatten(2).all(-1).all(0)  # (T,)
+        if not bool(finite.all()):
+            t = int((~finite).nonzero()[0]) + 1
+            raise ValueError(
+                f"the trajectory is not finite from step t={t} on (state h_{t} has NaN/inf): "
+                "the dynamics explode; use fewer steps, a smaller gain or initial state, or float64"
+            )
     prev = torch.cat([h0[:, None], states[:, :-1]], dim=1)
     return Trajectory(states=states, prev=prev, inputs=inputs)
 
