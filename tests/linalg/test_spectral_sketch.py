@@ -7,6 +7,7 @@ import pytest
 import torch
 from spectra import DT, coverage, decaying, rotation, trials, with_spectrum
 
+from sntkit.linalg import probes
 from sntkit.linalg.spectral_sketch import warm_sketch
 from sntkit.operators import Dense
 
@@ -38,6 +39,24 @@ def test_exact_when_the_basis_spans_a_low_rank_operator():
     torch.testing.assert_close(s.eigenvalues, lam[:3])
     assert float(s.residuals.max()) < 1e-10
     assert s.num_matvecs == 9
+
+
+def test_ritz_values_are_those_of_the_spanned_subspace_even_with_dependent_probes():
+    """These 10 sign probes of R^12 have rank 9: with the 2 basis rows they span 11 dimensions,
+    and the operator's top eigenvector is the missing 12th. A numerically dependent probe
+    direction that were kept (amplified rounding) would reach it; dropped, the Ritz values are
+    those of the span, computed densely."""
+    basis = torch.randn(2, 12, generator=torch.Generator().manual_seed(1), dtype=DT)
+    Q = torch.linalg.qr(basis.T).Q.T
+    Z = probes.rademacher(10, (12,), OP, probes.make_generator(0, None))
+    span = torch.linalg.svd(torch.cat([Q, Z - (Z @ Q.T) @ Q]))
+    assert int((span.S > 1e-10 * span.S[0]).sum()) == 11
+    V, missing = span.Vh[:11], span.Vh[11]
+    inside = V.T @ torch.diag(torch.linspace(3.0, 0.1, 11, dtype=DT)) @ V
+    op = Dense(inside + 10.0 * torch.outer(missing, missing), shape_in=(3, 4))
+    s = warm_sketch(op, 2, 10, basis.reshape(2, 3, 4), seed=0)
+    theta = torch.linalg.eigvalsh(V @ op.matrix @ V.T).flip(0)
+    torch.testing.assert_close(s.eigenvalues, theta[:2], rtol=1e-10, atol=1e-10)
 
 
 def test_estimates_are_unbiased_and_their_error_bars_cover_the_truth():

@@ -35,7 +35,6 @@ import math
 
 import torch
 
-from sntkit.linalg.eigen import rayleigh_ritz
 from sntkit.linalg.estimate import Estimate, jackknife
 from sntkit.linalg.orthogonal import orth_against
 from sntkit.linalg.probes import flat, make_generator, rademacher
@@ -43,6 +42,9 @@ from sntkit.operators.base import Operator
 from sntkit.operators.validation import positive_int, require_square
 
 WHERE = "warm_sketch"
+#: probe directions whose singular value within the deflated block is below this fraction of the
+#: largest are numerically dependent (a float64 Gram resolves singular values down to ~1e-8)
+DEPENDENT_RTOL = 1e-7
 
 
 @dataclasses.dataclass
@@ -103,17 +105,21 @@ def warm_sketch(
         Q = orth_against(flat(basis).to(op.dtype), None)
     matvecs = k if basis is None else 0
     Z = flat(rademacher(num_probes, op.shape_in, op, gen))
-    Zp = Z - (Z @ Q.T) @ Q
-    images = _apply(op, torch.cat([Q, Zp]))
-    matvecs += Q.shape[0] + num_probes
-    AQ, AZp = images[: Q.shape[0]].double(), images[Q.shape[0] :].double()
-    Qd, Zd = Q.double(), Zp.double()
-    base = torch.stack([(Qd * AQ).sum(), AQ.square().sum()])
-    samples = torch.stack([(Zd * AZp).sum(1), AZp.square().sum(1)])
+    B = torch.cat([Q, Z - (Z @ Q.T) @ Q])
+    # everything below is algebra on the (k+m)-row block and its images: the small Gram
+    # matrices carry it, in float64, instead of repeated passes over the n-long rows
+    Bd, Yd = B.double(), _apply(op, B).double()
+    matvecs += B.shape[0]
+    q = Q.shape[0]
+    M = Yd @ Bd.T  # b_j^T A b_i
+    M = (M + M.T) / 2
+    quad, sq = M.diagonal(), Yd.square().sum(1)  # b_i^T A b_i and ‖A b_i‖²
+    base = torch.stack([quad[:q].sum(), sq[:q].sum()])
+    samples = torch.stack([quad[q:], sq[q:]])
     trace_est = jackknife(base, samples, lambda x: x[0], matvecs)
     fro_est = jackknife(base, samples, lambda x: x[1], matvecs)
     part_est = jackknife(base, samples, lambda x: x[0] ** 2 / x[1], matvecs)
-    theta, residuals, errors, X, AX = _ritz(Qd, AQ, Zd, AZp, k)
+    theta, residuals, errors, X, AX = _ritz(Bd, Yd, M, q, k)
     next_basis = orth_against(AX, None)
     if next_basis.shape[0] < k:  # A X rank-deficient (A of rank < k): keep the Ritz vectors
         next_basis = X
@@ -155,21 +161,25 @@ def _apply(op: Operator, X: torch.Tensor) -> torch.Tensor:
 
 
 def _ritz(
-    Q: torch.Tensor, AQ: torch.Tensor, Zp: torch.Tensor, AZp: torch.Tensor, k: int
+    B: torch.Tensor, AB: torch.Tensor, M: torch.Tensor, q: int, k: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rayleigh–Ritz on ``span[Q; Z']`` from the products already computed.
+    """Rayleigh–Ritz on the span of the rows of ``B = [Q; Z']`` with ``M = B A B^T``.
 
-    ``Z'^T = U R`` (QR) gives the orthonormal rows ``U^T = R^{-T} Z'`` with images
-    ``R^{-T} A Z'``; rows of ``Z'`` that are numerically dependent are dropped first.
+    ``Q`` (the first ``q`` rows) is orthonormal and ``Z' ⊥ Q``; the Gram matrix
+    ``Z' Z'^T = U Λ U^T`` whitens ``Z'`` (``W = U Λ^{-1/2}``, directions with
+    ``λ <= (1e-7)² λ_max`` dropped as numerically dependent), so ``S = diag(I, W)`` maps
+    orthonormal coordinates to rows of ``B`` and ``S^T M S`` is the projected matrix. Ritz
+    vectors ``X = a^T B`` and their images ``a^T AB`` (``a = S c``) give the residuals directly.
     """
-    U, R = torch.linalg.qr(Zp.T)
-    keep = R.diagonal().abs() > 1e-10 * R.diagonal().abs().max().clamp_min(1e-300)
-    U, R = U[:, keep], R[keep][:, keep]
-    AU = torch.linalg.solve_triangular(R.T, AZp[keep], upper=False)
-    basis, images = torch.cat([Q, U.T]), torch.cat([AQ, AU])
-    theta, S, X, residuals = rayleigh_ritz(basis @ images.T, basis, images, k)
+    lam, U = torch.linalg.eigh(B[q:] @ B[q:].T)
+    keep = lam > DEPENDENT_RTOL**2 * lam[-1].clamp_min(torch.finfo(lam.dtype).tiny)
+    S = torch.block_diag(torch.eye(q, dtype=B.dtype), U[:, keep] * lam[keep].rsqrt())
+    theta, c = torch.linalg.eigh(S.T @ M @ S)
+    theta, a = theta.flip(0), S @ c.flip(1)[:, :k]
+    X, AX = a.T @ B, a.T @ AB
+    residuals = torch.linalg.vector_norm(AX - theta[:k, None] * X, dim=1)
     # the gap to the next Ritz value; none beyond the basis (k = its size) leaves only r_i
     following = torch.cat([theta[1 : k + 1], theta.new_full((k,), -torch.inf)])[:k]
     gaps = (theta[:k] - following).clamp_min(torch.finfo(theta.dtype).tiny)
     errors = torch.minimum(residuals, residuals.square() / gaps)
-    return theta[:k], residuals, errors, X, S[:, :k].T @ images
+    return theta[:k], residuals, errors, X, AX

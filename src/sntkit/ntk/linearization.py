@@ -13,11 +13,11 @@ A :class:`CellLinearization` holds one trajectory (its ``B·T`` pairs) and appli
 * ``D_δ f`` and its adjoint (the Jacobian of the step in its pre-activation offsets).
 * For a cell with one pre-activation group and a closed-form step Jacobian
   (:meth:`~sntkit.models.cell.Cell.step_jacobian`, e.g. the RNN), ``J`` and ``J^*`` run fused
-  with no autograd, tile by tile in the batch (the recursion never mixes sequences): per step,
-  the site GEMM, ``D_δ f`` (a diagonal scaling) and the closed-form step of ``P`` on the tile,
-  while it and the previous step's tile are in cache (backward: the step of ``P^*``, then
-  ``D_δ f^*`` and the site GEMM accumulated into ``(k·N, m)``). A Fisher product is then four
-  ``2·B·T·N²``-flop GEMM passes per probe.
+  with no autograd, tile by tile in the batch (the recursion never mixes sequences): the site
+  GEMM of all ``T`` steps of the tile at once, ``D_δ f`` (a diagonal scaling), then the
+  closed-form steps of ``P`` while the tile is in cache (backward: the steps of ``P^*``, then
+  ``D_δ f^*`` and one site GEMM accumulated into ``(k·N, m)``). A Fisher product is then four
+  ``2·B·T·N²``-flop GEMM passes per probe, and per step only the recursion's GEMM and scaling.
 
 The compositions ``J``, ``J^*``, ``NTK_S = J J^*`` and ``F = J^* J`` chain time-major kernels
 (``(T, B, k, ·)``, see :mod:`sntkit.ntk.propagator`) that update fresh buffers in place, so the
@@ -262,10 +262,10 @@ class CellLinearization:
         _, B, k, N = E.shape
         G = E.new_zeros(k * N, self.site_mats[self.groups[0]].shape[1])
         tile = self._batch_tile(k)
-        buf, scaled = E.new_empty(tile * k, N), E.new_empty(tile * k * N)
+        buf = E.new_empty(tile * k, N)
         for b0 in range(0, B, tile):
             rows = slice(b0, min(B, b0 + tile))
-            self._adj_tile(E[:, rows], rows, G, buf, scaled)
+            self._adj_tile(E[:, rows], rows, G, buf)
         return self._site_grads([self._offset_scaled(G).view(k, N, -1)])
 
     def _fused_fisher(self, V: torch.Tensor) -> torch.Tensor:
@@ -280,13 +280,14 @@ class CellLinearization:
         Wg = self._site_weights(V)[0]
         G = Wg.new_zeros(k * N, self.site_mats[self.groups[0]].shape[1])
         tile = self._batch_tile(k, T, FISHER_TILE_BYTES, FISHER_TILE_MIN_ROWS)
-        Y = Wg.new_empty(T, tile, k, N)
-        buf, scaled = Wg.new_empty(tile * k, N), Wg.new_empty(tile * k * N)
+        Y = Wg.new_empty(T * tile * k * N)
+        buf = Wg.new_empty(tile * k, N)
         for b0 in range(0, B, tile):
             rows = slice(b0, min(B, b0 + tile))
-            Yt = Y[:, : rows.stop - rows.start]
+            # a contiguous prefix of the buffer, so the all-steps GEMMs need no copies
+            Yt = Y[: T * (rows.stop - rows.start) * k * N].view(T, -1, k, N)
             self._fwd_tile(Wg, rows, Yt, buf)
-            self._adj_tile(Yt, rows, G, buf, scaled)
+            self._adj_tile(Yt, rows, G, buf)
         return self._site_grads([self._offset_scaled(G).view(k, N, -1)])
 
     def fisher_probe_bytes(self) -> int | None:
@@ -306,42 +307,35 @@ class CellLinearization:
     def _fwd_tile(self, Wg: torch.Tensor, rows: slice, Y: torch.Tensor, buf: torch.Tensor) -> None:
         """Apply ``J`` on the batch rows ``rows`` into ``Y`` ``(T, rows, k, N)``.
 
-        For each step the site GEMM, ``D_δ f`` and the step of ``P``, while the tile's step
-        blocks are in cache.
+        The site GEMM of all ``T`` steps at once (one large GEMM instead of ``T`` small ones),
+        ``D_δ f``, then the steps of ``P`` while the tile is in cache.
         """
         S, jac = self.site_mats[self.groups[0]], self.prop.jac
         assert jac is not None
-        T, _, k, N = Y.shape
+        T, r, k, N = Y.shape
         B = self.prev_tm.shape[1]
-        for t in range(T):
-            Yt = Y[t]
-            torch.mm(S[t * B + rows.start : t * B + rows.stop], Wg.T, out=Yt.view(-1, k * N))
-            if isinstance(jac.offset, torch.Tensor):
-                Yt.mul_(jac.offset[t, rows, None])
-            elif jac.offset != 1.0:
-                Yt.mul_(jac.offset)
-            if t:
-                self.prop.closed_jvp_(t, Y[t - 1], Yt, buf, rows)
+        torch.matmul(S.view(T, B, -1)[:, rows], Wg.T, out=Y.view(T, r, k * N))
+        if isinstance(jac.offset, torch.Tensor):
+            Y.mul_(jac.offset[:, rows, None])
+        elif jac.offset != 1.0:
+            Y.mul_(jac.offset)
+        self.prop.closed_forward_(Y, rows, buf)
 
-    def _adj_tile(
-        self, E: torch.Tensor, rows: slice, G: torch.Tensor, buf: torch.Tensor, scaled: torch.Tensor
-    ) -> None:
+    def _adj_tile(self, E: torch.Tensor, rows: slice, G: torch.Tensor, buf: torch.Tensor) -> None:
         """Apply ``J^*`` to the rows ``rows`` of ``E`` ``(T, rows, k, N)``, backward in time.
 
-        The step of ``P^*``, then ``D_δ f^*`` and the site GEMM accumulated into ``G``
-        ``(k·N, m)`` (overwrites ``E``; a scalar offset is applied to ``G`` afterwards).
+        The steps of ``P^*``, then ``D_δ f^*`` on all steps at once (in place: no step feeds
+        another any more) and the site GEMM of all steps accumulated into ``G`` ``(k·N, m)``
+        (overwrites ``E``; a scalar offset is applied to ``G`` afterwards).
         """
         S, jac = self.site_mats[self.groups[0]], self.prop.jac
         assert jac is not None
-        T, _, k, N = E.shape
+        T, r, k, N = E.shape
         B = self.prev_tm.shape[1]
-        for t in range(T - 1, -1, -1):
-            Et = E[t]
-            if t < T - 1:
-                self.prop.closed_vjp_(t + 1, E[t + 1], Et, buf, rows)
-            if isinstance(jac.offset, torch.Tensor):  # E[t] still feeds step t-1: a copy
-                Et = torch.mul(Et, jac.offset[t, rows, None], out=scaled[: Et.numel()].view_as(Et))
-            G.addmm_(Et.view(-1, k * N).T, S[t * B + rows.start : t * B + rows.stop])
+        self.prop.closed_adjoint_(E, rows, buf)
+        if isinstance(jac.offset, torch.Tensor):
+            E.mul_(jac.offset[:, rows, None])
+        G.addmm_(E.reshape(T * r, k * N).T, S.view(T, B, -1)[:, rows].reshape(T * r, -1))
 
     def _offset_scaled(self, G: torch.Tensor) -> torch.Tensor:
         offset = self.prop.jac.offset if self.prop.jac is not None else 1.0

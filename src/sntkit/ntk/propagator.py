@@ -80,6 +80,8 @@ class PropagatorKernel:
             x = None if inputs is None else inputs.transpose(0, 1).contiguous()
             self.jac = cell.step_jacobian(params, prev.transpose(0, 1).contiguous(), x)
         if self.jac is not None:
+            self._matrix_t = self.jac.matrix.T
+            self._tile_views: dict[tuple[int | None, int | None], tuple] = {}
             return
         # one tensor with its own storage per step: forward-mode AD at a primal that is a view
         # into a larger tensor materializes a tangent for the whole base (~10x slower)
@@ -110,61 +112,72 @@ class PropagatorKernel:
             return g(Z[:, 0])[0][:, None]
         return vmap(lambda u: g(u)[0], in_dims=1, out_dims=1)(Z)
 
-    def closed_jvp_(
-        self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor, rows: slice
-    ) -> None:
-        """``dst += A_t src`` on ``(b, k, N)`` blocks of the batch rows ``rows``, closed form.
+    def _scalings(self, rows: slice) -> tuple[list[torch.Tensor] | None, list[torch.Tensor] | None]:
+        """Per step, ``left``, ``right`` of the batch rows ``rows`` as ``(rows, 1, N)`` views.
 
-        ``buf`` is a workspace of at least ``b·k·N`` elements reused across steps: a fresh
-        temporary of this size per step is a page-faulting allocation as costly as the GEMM.
+        Made once per tile instead of three view ops per step (the steps are tiny GEMMs, so
+        per-op dispatch is a visible share of a product).
+        """
+        key = (rows.start, rows.stop)
+        views = self._tile_views.get(key)
+        if views is None:
+            j = self.jac
+            assert j is not None
+            views = tuple(
+                None if s is None else list(s[:, rows, None].unbind(0)) for s in (j.left, j.right)
+            )
+            self._tile_views[key] = views
+        return views
+
+    def closed_forward_(self, Y: torch.Tensor, rows: slice, buf: torch.Tensor) -> None:
+        """``Y ← P Y`` in place on the time-major block ``(T, rows, k, N)`` of the rows ``rows``.
+
+        Closed form, ``Y_t += l_t ⊙ ((r_t ⊙ Y_{t-1}) M^T) + c Y_{t-1}``. ``buf`` is a workspace
+        of at least ``rows·k·N`` elements (a fresh temporary of this size per step is a
+        page-faulting allocation as costly as the GEMM).
         """
         j = self.jac
         assert j is not None
-        N = src.shape[-1]
-        buf = buf[: src.numel() // N]
-        if j.left is None:
-            X = (
-                src
-                if j.right is None
-                else torch.mul(src, j.right[t, rows, None], out=buf.view_as(src))
-            )
-            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix.T)
-        else:
-            X = src if j.right is None else src * j.right[t, rows, None]
-            torch.mm(X.view(-1, N), j.matrix.T, out=buf)
-            dst.addcmul_(buf.view_as(dst), j.left[t, rows, None])
-        if j.identity:
-            dst.add_(src, alpha=j.identity)
+        left, right = self._scalings(rows)
+        steps, flat, work = _step_views(Y, buf)
+        for t in range(1, len(steps)):
+            src = flat[t - 1]
+            if right is not None:
+                src = torch.mul(steps[t - 1], right[t], out=work).view(-1, src.shape[-1])
+            if left is None:
+                flat[t].addmm_(src, self._matrix_t)
+            else:
+                steps[t].addcmul_((src @ self._matrix_t).view_as(steps[t]), left[t])
+            if j.identity:
+                flat[t].add_(flat[t - 1], alpha=j.identity)
 
-    def closed_vjp_(
-        self, t: int, src: torch.Tensor, dst: torch.Tensor, buf: torch.Tensor, rows: slice
-    ) -> None:
-        """``dst += A_t^T src`` on ``(b, k, N)`` blocks (see :meth:`closed_jvp_`)."""
+    def closed_adjoint_(self, Z: torch.Tensor, rows: slice, buf: torch.Tensor) -> None:
+        """``Z ← P^* Z`` in place on ``(T, rows, k, N)`` (see :meth:`closed_forward_`).
+
+        ``Z_t += r_{t+1} ⊙ ((l_{t+1} ⊙ Z_{t+1}) M) + c Z_{t+1}``, backward in time.
+        """
         j = self.jac
         assert j is not None
-        N = src.shape[-1]
-        buf = buf[: src.numel() // N]
-        if j.right is None:
-            X = (
-                src
-                if j.left is None
-                else torch.mul(src, j.left[t, rows, None], out=buf.view_as(src))
-            )
-            dst.view(-1, N).addmm_(X.view(-1, N), j.matrix)
-        else:
-            X = src if j.left is None else src * j.left[t, rows, None]
-            torch.mm(X.view(-1, N), j.matrix, out=buf)
-            dst.addcmul_(buf.view_as(dst), j.right[t, rows, None])
-        if j.identity:
-            dst.add_(src, alpha=j.identity)
+        left, right = self._scalings(rows)
+        steps, flat, work = _step_views(Z, buf)
+        for t in range(len(steps) - 2, -1, -1):
+            src = flat[t + 1]
+            if left is not None:
+                src = torch.mul(steps[t + 1], left[t + 1], out=work).view(-1, src.shape[-1])
+            if right is None:
+                flat[t].addmm_(src, j.matrix)
+            else:
+                steps[t].addcmul_((src @ j.matrix).view_as(steps[t]), right[t + 1])
+            if j.identity:
+                flat[t].add_(flat[t + 1], alpha=j.identity)
 
     def forward_(self, Y: torch.Tensor) -> torch.Tensor:
         """``P`` in place on time-major probes ``Y`` of shape ``(T, B, k, N)``; returns ``Y``."""
-        buf = Y.new_empty(Y[0].numel() // Y.shape[-1], Y.shape[-1])
+        if self.jac is not None:
+            self.closed_forward_(Y, slice(None), Y.new_empty(Y[0].numel()))
+            return Y
         for t in range(1, Y.shape[0]):
-            if self.jac is not None:
-                self.closed_jvp_(t, Y[t - 1], Y[t], buf, slice(None))
-            elif self.A is not None:
+            if self.A is not None:
                 Y[t].baddbmm_(Y[t - 1], self.A[t].transpose(1, 2))
             else:
                 Y[t].add_(self._jvp(t, Y[t - 1]))
@@ -172,11 +185,11 @@ class PropagatorKernel:
 
     def adjoint_(self, Z: torch.Tensor) -> torch.Tensor:
         """``P^*`` in place on time-major probes ``Z`` of shape ``(T, B, k, N)``; returns ``Z``."""
-        buf = Z.new_empty(Z[0].numel() // Z.shape[-1], Z.shape[-1])
+        if self.jac is not None:
+            self.closed_adjoint_(Z, slice(None), Z.new_empty(Z[0].numel()))
+            return Z
         for t in range(Z.shape[0] - 2, -1, -1):
-            if self.jac is not None:
-                self.closed_vjp_(t + 1, Z[t + 1], Z[t], buf, slice(None))
-            elif self.A is not None:
+            if self.A is not None:
                 Z[t].baddbmm_(Z[t + 1], self.A[t + 1])
             else:
                 Z[t].add_(self._vjp(t + 1, Z[t + 1]))
@@ -189,6 +202,20 @@ class PropagatorKernel:
     def adjoint(self, E: torch.Tensor) -> torch.Tensor:
         """``P^* E`` for ``E`` of shape ``(k, B, T, N)``."""
         return from_time_major(self.adjoint_(to_time_major(E)))
+
+
+def _step_views(
+    Y: torch.Tensor, buf: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Return per-step views of ``Y`` ``(T, b, k, N)`` and a workspace block, made once.
+
+    The blocks ``(b, k, N)``, the same as ``(b·k, N)`` matrices, and ``buf``'s first ``b·k·N``
+    elements shaped as one block.
+    """
+    T, N = Y.shape[0], Y.shape[-1]
+    block = Y[0]
+    work = buf.view(-1)[: block.numel()].view_as(block)
+    return list(Y.unbind(0)), list(Y.view(T, -1, N).unbind(0)), work
 
 
 def step_jacobians(
