@@ -64,6 +64,10 @@ SAME_POINT_RTOL = 1e-9
 MAX_MIDPOINTS = 64
 #: Newton stops for a candidate whose q fell by less than 0.1% in this many iterations in a row
 STALL_ITERS = 4
+#: ... and once its residual is this fraction of ``residual_tol`` (or at rounding): a residual
+#: ``r`` moves an eigenvalue near 1 by about ``r / |λ − 1|``, so 1e-12 stays below the
+#: marginal band (1e-6) of every point that the band does not already call marginal
+POLISH = 1e-2
 
 
 @dataclass(frozen=True)
@@ -432,7 +436,7 @@ def _search(
         return state_jacobians(cell, p, h, x)
 
     h = torch.cat([h, torch.zeros_like(h[:1])])  # h = 0 is fixed for every odd, unbiased map
-    h = _newton(F, jac, _descend(F, h, opt_steps, lr), newton_steps)
+    h = _newton(F, jac, _descend(F, h, opt_steps, lr), newton_steps, POLISH * residual_tol)
     points, res, keep = _converged(F, h, residual_tol)
     continued = h[:known][keep[:known]]
     points = _dedup(F, points, res, dedup_tol, residual_tol)
@@ -496,7 +500,9 @@ def _with_midpoints(
     closest = torch.linalg.vector_norm(points[i] - points[j], dim=1).argsort()
     i, j = i[closest[:pairs]], j[closest[:pairs]]
     mids, mres, _ = _converged(
-        F, _newton(F, jac, 0.5 * (points[i] + points[j]), newton_steps), residual_tol
+        F,
+        _newton(F, jac, 0.5 * (points[i] + points[j]), newton_steps, POLISH * residual_tol),
+        residual_tol,
     )
     both = torch.cat([points, mids])
     both_res = torch.cat([torch.linalg.vector_norm(F(points) - points, dim=1), mres])
@@ -640,8 +646,10 @@ def _descend(F: Map, h: torch.Tensor, steps: int, lr: float, window: int = 25) -
     return h.detach()
 
 
-def _newton(F: Map, jac: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
+def _newton(F: Map, jac: Map, h: torch.Tensor, steps: int, done_at: float = 0.0) -> torch.Tensor:
     """Damped Newton / Levenberg–Marquardt polish (module docstring, step 2), float64.
+
+    A candidate is done once its residual ``‖F(h) − h‖`` is at rounding level or ``<= done_at``.
 
     The active candidates are kept compact (dropped once done) and each iteration reuses the
     residual its accepted step already evaluated: one ``F`` and one Jacobian per iteration.
@@ -673,7 +681,7 @@ def _newton(F: Map, jac: Map, h: torch.Tensor, steps: int) -> torch.Tensor:
         q_new = r_new.square().sum(1)
         m = (m * mu_factor[choice + 1]).clamp(1e-15, 1e15)
         # 2q at rounding level: each of the N entries of F(h) − h is off by ~eps (1 + ‖h‖)
-        tiny = N * (eps * (1 + ha.norm(dim=1))) ** 2
+        tiny = (N * (eps * (1 + ha.norm(dim=1))) ** 2).clamp_min(done_at**2)
         # converged to rounding; stuck at a positive minimum of q (a slow point: no step helps,
         # or q has barely moved for STALL_ITERS iterations); or no longer improvable (a failed
         # step at a residual near rounding)
