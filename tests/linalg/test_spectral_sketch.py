@@ -49,9 +49,9 @@ def test_ritz_values_are_those_of_the_spanned_subspace_even_with_dependent_probe
     basis = torch.randn(2, 12, generator=torch.Generator().manual_seed(1), dtype=DT)
     Q = torch.linalg.qr(basis.T).Q.T
     Z = probes.rademacher(10, (12,), OP, probes.make_generator(0, None))
-    span = torch.linalg.svd(torch.cat([Q, Z - (Z @ Q.T) @ Q]))
-    assert int((span.S > 1e-10 * span.S[0]).sum()) == 11
-    V, missing = span.Vh[:11], span.Vh[11]
+    _, sv, Vh = torch.linalg.svd(torch.cat([Q, Z - (Z @ Q.T) @ Q]))
+    assert int((sv > 1e-10 * sv[0]).sum()) == 11
+    V, missing = Vh[:11], Vh[11]
     inside = V.T @ torch.diag(torch.linspace(3.0, 0.1, 11, dtype=DT)) @ V
     op = Dense(inside + 10.0 * torch.outer(missing, missing), shape_in=(3, 4))
     s = warm_sketch(op, 2, 10, basis.reshape(2, 3, 4), seed=0)
