@@ -16,7 +16,7 @@ from sntkit.dynamics import (
     interpolate,
     solve_fixed_points,
 )
-from sntkit.dynamics.fixed_points import _components
+from sntkit.dynamics.fixed_points import POLISH, _components, _newton
 from sntkit.models import RNN, FunctionalCell
 
 DT = torch.float64
@@ -138,6 +138,31 @@ def test_params_dict_api_trajectory_inits_and_interpolated_params():
         traj = RNN.from_weights(p1["W"]).forward(h0, steps=10)
     fp2 = solve_fixed_points(cell, p1, inits=traj, num_samples=32, noise=0.05)
     assert len(fp2) == 3 and fp2.num_stable == 2
+
+
+def test_newton_stops_at_the_first_iterate_below_done_at():
+    """cos(h) = h from h = 1: Newton's residuals 1.9e-2, 4.6e-5, 2.8e-10, then 0 (rounding)."""
+    h = torch.tensor([[1.0]], dtype=DT)
+
+    def residual_after(done_at):
+        out = _newton(torch.cos, lambda x: -torch.sin(x)[:, :, None], h, 50, done_at)
+        return float((torch.cos(out) - out).abs())
+
+    assert residual_after(1e-3) == pytest.approx(4.6456e-5, rel=1e-4)
+    assert residual_after(1e-6) == pytest.approx(2.8472e-10, rel=1e-4)
+    assert residual_after(0.0) == 0.0  # the default: on to rounding
+
+
+@pytest.mark.parametrize("residual_tol", [1e-6, 1e-10])
+def test_newton_polishes_to_a_hundredth_of_residual_tol(residual_tol):
+    """The stopping convention: a kept point's residual is ≤ ``POLISH · residual_tol`` (or at
+    rounding), never merely ≤ ``residual_tol``; Newton's quadratic phase makes it far below."""
+    cell = RNN(2, 0, form="post", dtype=DT)
+    p = {"W": torch.tensor([[1.4, 0.3], [-0.2, 0.9]], dtype=DT), "b": torch.zeros(2, dtype=DT)}
+    fp = solve_fixed_points(cell, p, inits=16, residual_tol=residual_tol)
+    assert len(fp) == 5  # the origin (a source), two saddles, two attractors
+    rounding = 2 * torch.finfo(DT).eps * (1 + fp.locations.norm(dim=1))
+    assert bool((fp.residuals <= torch.clamp(rounding, min=POLISH * residual_tol)).all())
 
 
 def test_dedup_merges_a_flat_point_but_keeps_close_distinct_points_apart():

@@ -13,11 +13,12 @@ batch:
    a fixed point (large ``μ``) this is a descent on ``q``; near one (``μ → 0``) it is Newton's
    method with quadratic convergence; where ``A`` is (nearly) singular the LM step still makes
    progress. Jacobians come from ``vmap(jacrev(F))`` and the systems from batched
-   ``torch.linalg.solve_ex``. Candidates stop once converged to rounding or stalled (a slow
-   point: ``q`` stuck at a positive minimum). ``opt_steps > 0`` first runs Adam on the summed
-   ``q`` (the classic Sussillo–Barak descent), stopping early once no candidate halves its ``q``
-   within 25 steps; it is off by default because the damped iteration descends ``q`` itself and
-   was as reliable and 2–4× faster on the teacher and Memory-Pro GRUs;
+   ``torch.linalg.solve_ex``. Candidates stop once converged (residual ``POLISH ·
+   residual_tol`` or rounding) or stalled (a slow point: ``q`` stuck at a positive minimum).
+   ``opt_steps > 0`` first runs Adam on the summed ``q`` (the classic Sussillo–Barak descent),
+   stopping early once no candidate halves its ``q`` within 25 steps; it is off by default
+   because the damped iteration descends ``q`` itself and was as reliable and 2–4× faster on the
+   teacher and Memory-Pro GRUs;
 2. **seed** also ``h = 0`` (fixed for every map with ``f(0) = 0``, e.g. odd activations without
    bias) and, after a first pass, the midpoints of the ``midpoints`` (default
    ``MAX_MIDPOINTS``) closest pairs of points found: just past a pitchfork the middle branch
@@ -379,8 +380,9 @@ def solve_fixed_points(
         ``trajectory`` (plus noise) if given, else from ``N(0, scale²)``.
     opt_steps, lr, newton_steps, residual_tol:
         Adam steps (default 0) on the summed speed before Newton and their learning rate;
-        maximum damped-Newton iterations (each candidate stops once converged); candidates
-        with ``‖F(h) − h‖ > residual_tol`` after them are dropped.
+        maximum damped-Newton iterations (each candidate stops once its residual is
+        ``POLISH · residual_tol`` or at rounding); candidates with ``‖F(h) − h‖ > residual_tol``
+        after them are dropped.
     dedup_tol, margin, midpoints:
         Relative distance below which two candidates merge if their midpoint is fixed too;
         ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`); number of closest
