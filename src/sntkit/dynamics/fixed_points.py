@@ -380,9 +380,8 @@ def solve_fixed_points(
         ``trajectory`` (plus noise) if given, else from ``N(0, scale²)``.
     opt_steps, lr, newton_steps, residual_tol:
         Adam steps (default 0) on the summed speed before Newton and their learning rate;
-        maximum damped-Newton iterations (each candidate stops once its residual is
-        ``POLISH · residual_tol`` or at rounding); candidates with ``‖F(h) − h‖ > residual_tol``
-        after them are dropped.
+        maximum damped-Newton iterations (a candidate stops at a residual ``POLISH ·
+        residual_tol`` or at rounding); with ``‖F(h) − h‖ > residual_tol`` after them, dropped.
     dedup_tol, margin, midpoints:
         Relative distance below which two candidates merge if their midpoint is fixed too;
         ``|λ|`` within ``margin`` of 1 counts as marginal (:func:`classify`); number of closest
