@@ -136,40 +136,46 @@ class PropagatorKernel:
         of at least ``rows·k·N`` elements (a fresh temporary of this size per step is a
         page-faulting allocation as costly as the GEMM).
         """
-        j = self.jac
-        assert j is not None
-        left, right = self._scalings(rows)
-        steps, flat, work = _step_views(Y, buf)
-        for t in range(1, len(steps)):
-            src = flat[t - 1]
-            if right is not None:
-                src = torch.mul(steps[t - 1], right[t], out=work).view(-1, src.shape[-1])
-            if left is None:
-                flat[t].addmm_(src, self._matrix_t)
-            else:
-                steps[t].addcmul_((src @ self._matrix_t).view_as(steps[t]), left[t])
-            if j.identity:
-                flat[t].add_(flat[t - 1], alpha=j.identity)
+        self._closed_recursion_(Y, rows, buf, backward=False)
 
     def closed_adjoint_(self, Z: torch.Tensor, rows: slice, buf: torch.Tensor) -> None:
         """``Z ← P^* Z`` in place on ``(T, rows, k, N)`` (see :meth:`closed_forward_`).
 
         ``Z_t += r_{t+1} ⊙ ((l_{t+1} ⊙ Z_{t+1}) M) + c Z_{t+1}``, backward in time.
         """
+        self._closed_recursion_(Z, rows, buf, backward=True)
+
+    def _closed_recursion_(
+        self, Y: torch.Tensor, rows: slice, buf: torch.Tensor, backward: bool
+    ) -> None:
+        """Apply the recursion of ``P`` (or of ``P^*`` when ``backward``) in place.
+
+        Step ``t`` gains ``A_a`` (``A_a^T``) applied to its neighbour ``s`` (``t − 1``, or
+        ``t + 1`` backward) with ``a = t`` (``t + 1``): the scalings before and after the GEMM
+        swap and ``M`` is transposed for the adjoint.
+        """
         j = self.jac
         assert j is not None
         left, right = self._scalings(rows)
-        steps, flat, work = _step_views(Z, buf)
-        for t in range(len(steps) - 2, -1, -1):
-            src = flat[t + 1]
-            if left is not None:
-                src = torch.mul(steps[t + 1], left[t + 1], out=work).view(-1, src.shape[-1])
-            if right is None:
-                flat[t].addmm_(src, j.matrix)
+        pre, post, M = (left, right, j.matrix) if backward else (right, left, self._matrix_t)
+        steps, flat, work = _step_views(Y, buf)
+        T = len(steps)
+        # (step updated, step it reads, index of the step Jacobian)
+        order = (
+            [(t, t + 1, t + 1) for t in range(T - 2, -1, -1)]
+            if backward
+            else [(t, t - 1, t) for t in range(1, T)]
+        )
+        for t, s, a in order:
+            src = flat[s]
+            if pre is not None:
+                src = torch.mul(steps[s], pre[a], out=work).view(-1, src.shape[-1])
+            if post is None:
+                flat[t].addmm_(src, M)
             else:
-                steps[t].addcmul_((src @ j.matrix).view_as(steps[t]), right[t + 1])
+                steps[t].addcmul_((src @ M).view_as(steps[t]), post[a])
             if j.identity:
-                flat[t].add_(flat[t + 1], alpha=j.identity)
+                flat[t].add_(flat[s], alpha=j.identity)
 
     def forward_(self, Y: torch.Tensor) -> torch.Tensor:
         """``P`` in place on time-major probes ``Y`` of shape ``(T, B, k, N)``; returns ``Y``."""
